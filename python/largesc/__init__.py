@@ -1,0 +1,1 @@
+"""gr-largesc: LargeSC speech over lossy links, as a GNU Radio out-of-tree module."""
