@@ -36,7 +36,7 @@ PIP=("$PY" -m pip -q --disable-pip-version-check)
 
 # 3. pip steps, skipped when the stamp matches the inputs.
 STAMP="$VENV/.largesc-install-stamp"
-want="$(cat "$REPO/constraints.txt" "$REPO/requirements.txt" "$REPO/pyproject.toml" | sha256sum | cut -c1-16) extras=$EXTRAS"
+want="$("$REPO/scripts/env_stamp.sh")"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   log "pip: up to date"
 else

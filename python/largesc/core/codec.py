@@ -1,0 +1,253 @@
+"""Token codecs: audio <-> 8 codebooks of 11-bit tokens per 80 ms frame.
+
+`TokenCodec` is the interface every codec implements (Mimi here, `mini` elsewhere), so nothing
+downstream knows which codec it has. `load_codec` builds one from a profile or explicit files.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from . import torch_env  # noqa: F401  (sets NO_TORCH_COMPILE before moshi is imported)
+import torch
+
+from . import frames, profiles
+
+log = logging.getLogger(__name__)
+
+
+class ModelFileError(RuntimeError):
+    """A weight or config file is missing, unreadable or does not fit the architecture."""
+
+
+class TokenCodec:
+    """Interface: 24 kHz mono float32 audio <-> int64 codes [K, F] (K codebooks, F frames)."""
+
+    sample_rate = frames.SAMPLE_RATE
+    frame_samples = frames.FRAME_SAMPLES
+    stream_delay_frames = 0   # frames of algorithmic delay the streaming path adds
+    latent_dim: int
+    num_codebooks: int
+
+    def encode(self, pcm: np.ndarray) -> np.ndarray:
+        return self.encode_latent(pcm)[0]
+
+    def encode_latent(self, pcm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def start_streaming(self) -> None:
+        raise NotImplementedError
+
+    def stop_streaming(self) -> None:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def stream_encode(self, pcm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def stream_decode(self, codes: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+def latent_activity_db(latent: np.ndarray) -> np.ndarray:
+    """Per-frame activity of an unquantised latent [D, F]: 10*log10(mean square) in dB -> [F]."""
+    return (10.0 * np.log10(np.mean(np.square(latent, dtype=np.float64), axis=0) + 1e-10)).astype(np.float32)
+
+
+def check_codes(codes: np.ndarray, max_codebooks: int = frames.NUM_CODEBOOKS) -> np.ndarray:
+    """Validate a [k, F] code array for decoding: 1 <= k <= max_codebooks, values in [0, 2048)."""
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or not 1 <= codes.shape[0] <= max_codebooks:
+        raise ValueError(f"codes must have shape [k, F] with 1 <= k <= {max_codebooks}, got {codes.shape}")
+    if codes.size and (codes.min() < 0 or codes.max() >= frames.CODEBOOK_SIZE):
+        raise ValueError(f"codes must lie in [0, {frames.CODEBOOK_SIZE}); got range [{codes.min()}, {codes.max()}]")
+    return codes.astype(np.int64, copy=False)
+
+
+class MimiCodec(TokenCodec):
+    """Kyutai's Mimi (moshi.models.MimiModel) behind the TokenCodec interface.
+
+    Streaming mode keeps convolution and transformer state between calls; every call takes whole
+    80 ms frames. The latent is taken once per call (`encode_to_latent(quantize=False)`) and
+    quantised here, because each encode call advances the streaming state.
+    """
+
+    def __init__(self, model, device: torch.device, num_codebooks: int = frames.NUM_CODEBOOKS,
+                 description: str = ""):
+        self.model = model
+        self.device = device
+        self.description = description
+        self._streaming = False
+        self.num_codebooks = num_codebooks
+
+    @property
+    def num_codebooks(self) -> int:
+        return self._num_codebooks
+
+    @num_codebooks.setter
+    def num_codebooks(self, k: int) -> None:
+        if not 1 <= int(k) <= frames.NUM_CODEBOOKS:
+            raise ValueError(f"num_codebooks must be in 1..{frames.NUM_CODEBOOKS}, got {k}")
+        self._num_codebooks = int(k)
+        self.model.set_num_codebooks(self._num_codebooks)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.model.dimension)
+
+    def _tensor(self, pcm: np.ndarray) -> torch.Tensor:
+        pcm = np.asarray(pcm, dtype=np.float32).reshape(-1)
+        return torch.from_numpy(np.ascontiguousarray(pcm)).to(self.device)[None, None, :]
+
+    @torch.no_grad()
+    def _latent_and_codes(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        emb = self.model.encode_to_latent(x, quantize=False)
+        codes = self.model.quantizer.encode(emb)
+        return codes[0].cpu().numpy().astype(np.int64), emb[0].float().cpu().numpy()
+
+    def encode_latent(self, pcm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Offline: pcm [T] -> (codes [K, ceil(T/1920)], unquantised latent [D, F])."""
+        if self._streaming:
+            raise RuntimeError("encode_latent() is offline; this codec is streaming (use stream_encode)")
+        n = len(pcm)
+        pad = (-n) % self.frame_samples
+        pcm = np.pad(np.asarray(pcm, dtype=np.float32).reshape(-1), (0, pad))
+        return self._latent_and_codes(self._tensor(pcm))
+
+    @torch.no_grad()
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """codes [k, F] (any prefix k of the codebooks) -> pcm [F * 1920]."""
+        codes = check_codes(codes)
+        if codes.shape[1] == 0:
+            return np.zeros(0, dtype=np.float32)
+        out = self.model.decode(torch.from_numpy(codes).to(self.device)[None])
+        return out[0, 0, : codes.shape[1] * self.frame_samples].float().cpu().numpy()
+
+    def start_streaming(self) -> None:
+        if not self._streaming:
+            self.model.streaming_forever(1)
+            self._streaming = True
+
+    def stop_streaming(self) -> None:
+        if self._streaming:
+            self.model._stop_streaming()
+            self._streaming = False
+
+    def reset(self) -> None:
+        """Forget all history: clears the streaming state (if streaming)."""
+        if self._streaming:
+            self.model.reset_streaming()
+
+    def stream_encode(self, pcm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Streaming: pcm of whole frames -> (codes [K, F], latent [D, F])."""
+        if not self._streaming:
+            raise RuntimeError("call start_streaming() first")
+        if len(pcm) == 0 or len(pcm) % self.frame_samples:
+            raise ValueError(f"streaming input must be a positive multiple of {self.frame_samples} samples, got {len(pcm)}")
+        return self._latent_and_codes(self._tensor(pcm))
+
+    def stream_decode(self, codes: np.ndarray) -> np.ndarray:
+        if not self._streaming:
+            raise RuntimeError("call start_streaming() first")
+        return self.decode(codes)
+
+
+def _randomise_codebooks(model, generator: torch.Generator) -> None:
+    """Random-init Mimi codebooks are all zeros (every code 0): draw entries at the scale of the
+    quantiser's input, so that tokens vary with the audio as they do in a trained model."""
+    from moshi.quantization.core_vq import EuclideanCodebook
+    probe = torch.randn(1, 1, 4 * frames.FRAME_SAMPLES, generator=generator) * 0.1
+    with torch.no_grad():
+        emb = model.encode_to_latent(probe, quantize=False)
+        for rvq in (model.quantizer.rvq_first, model.quantizer.rvq_rest):
+            scale = float(rvq.input_proj(emb).std()) if rvq.input_proj is not None else float(emb.std())
+            for cb in rvq.modules():
+                if isinstance(cb, EuclideanCodebook):
+                    entries = torch.randn(cb.embedding_sum.shape, generator=generator) * scale
+                    cb.embedding_sum.data.copy_(entries.to(cb.embedding_sum))
+                    cb.cluster_usage.data.fill_(1.0)
+                    cb._initialized.data.fill_(1.0)
+                    cb._embedding = None
+
+
+def _random_mimi(config: dict, device: torch.device, seed: int):
+    from moshi.models import loaders
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = loaders.get_mimi(None, config, device="cpu")
+        gen = torch.Generator().manual_seed(seed)
+        _randomise_codebooks(model, gen)
+    return model.to(device)
+
+
+def _kyutai_mimi_file(mimi_weights: str | Path | None) -> Path:
+    """Local Mimi weights: an explicit path, or the Hugging Face cache (downloading if online)."""
+    if mimi_weights is not None:
+        path = Path(mimi_weights).expanduser()
+        if not path.is_file():
+            raise ModelFileError(f"Mimi weights not found: {path}")
+        return path
+    from huggingface_hub import hf_hub_download
+    try:
+        return Path(hf_hub_download(profiles.KYUTAI_REPO, profiles.KYUTAI_MIMI_FILE))
+    except Exception as exc:  # offline, no cache, no network: say which file and how to get it
+        raise ModelFileError(
+            f"Kyutai Mimi weights '{profiles.KYUTAI_MIMI_FILE}' from '{profiles.KYUTAI_REPO}' are not in the "
+            f"Hugging Face cache and could not be downloaded ({type(exc).__name__}). On a machine with network "
+            f"run: huggingface-cli download {profiles.KYUTAI_REPO} {profiles.KYUTAI_MIMI_FILE}, or pass the file "
+            f"with --mimi-weights / mimi_weights=") from exc
+
+
+def _load_mimi_file(path: Path, config: dict, device: torch.device):
+    from moshi.models import loaders
+    if path.suffix not in (".safetensors", ".sft", ".sfts"):
+        raise ModelFileError(f"refusing to load {path}: weights load from safetensors files only")
+    try:
+        return loaders.get_mimi(path, config, device=device)
+    except Exception as exc:
+        raise ModelFileError(f"cannot load Mimi weights {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def load_codec(profile: str = "tiny", *, mimi_weights: str | Path | None = None,
+               mimi_config: str | Path | dict | None = None, device: str = "cpu",
+               num_codebooks: int = frames.NUM_CODEBOOKS, seed: int = 0) -> TokenCodec:
+    """Build the codec of a profile, or of explicit local files (weights + optional config json)."""
+    import json
+    profiles.check_profile(profile)
+    dev = torch_env.resolve_device(device)
+    torch_env.disable_compile_on_cpu(dev)
+    if profile == "mini":
+        from . import mini_codec
+        return mini_codec.load_mini_codec(mini_weights_dir(mimi_weights), device=str(dev),
+                                          num_codebooks=num_codebooks)
+    if isinstance(mimi_config, (str, Path)):
+        cfg_path = Path(mimi_config)
+        if not cfg_path.is_file():
+            raise ModelFileError(f"Mimi config not found: {cfg_path}")
+        config = json.loads(cfg_path.read_text())
+    else:
+        config = mimi_config if mimi_config is not None else profiles.mimi_config(profile)
+    if profile == "kyutai" or mimi_weights is not None:
+        path = _kyutai_mimi_file(mimi_weights)
+        model = _load_mimi_file(path, config, dev)
+        desc = f"Mimi weights {path}"
+    else:
+        model = _random_mimi(config, dev, seed)
+        desc = f"{profile}: random weights (seed {seed})"
+    return MimiCodec(model, dev, num_codebooks, description=desc)
+
+
+def mini_weights_dir(override: str | Path | None = None) -> Path:
+    """Where the shipped `mini` codec lives (override, $LARGESC_MODELS/mini/codec, or the repo's models/)."""
+    import os
+    if override is not None:
+        return Path(override)
+    root = Path(os.environ.get("LARGESC_MODELS", profiles.REPO_ROOT / "models"))
+    return root / "mini" / "codec"

@@ -1,0 +1,72 @@
+"""GNU Radio block: one vector of 8 Mimi tokens per frame -> 1920 samples of 24 kHz audio."""
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from .core import codec as codec_mod
+from .core import frames, torch_env
+from ._blockutil import RateLimitedLog, stats_to_pmt
+
+
+class mimi_decoder(gr.interp_block):
+    """Streaming Mimi decoder (interpolation 1920).
+
+    Decodes the first `num_codebooks` codebooks of each frame (a prefix: fewer codebooks, lower
+    rate). Tokens outside [0, 2048) never reach the model: the frame's invalid tokens are set to
+    0, counted and logged.
+    """
+
+    def __init__(self, profile="tiny", num_codebooks=8, samp_rate=24000, device="cpu",
+                 num_threads=1, mimi_weights="", stats_interval=125):
+        if int(samp_rate) != frames.SAMPLE_RATE:
+            raise ValueError(
+                f"mimi_decoder: samp_rate must be {frames.SAMPLE_RATE} (Mimi's rate), got {samp_rate}; "
+                f"resample after the decoder instead")
+        if not 1 <= int(num_codebooks) <= frames.NUM_CODEBOOKS:
+            raise ValueError(f"mimi_decoder: num_codebooks must be in 1..8, got {num_codebooks}")
+        if int(num_threads) < 1:
+            raise ValueError(f"mimi_decoder: num_threads must be >= 1, got {num_threads}")
+        gr.interp_block.__init__(self, name="largesc_mimi_decoder",
+                                 in_sig=[(np.int32, frames.NUM_CODEBOOKS)], out_sig=[np.float32],
+                                 interp=frames.FRAME_SAMPLES)
+        self.codec = codec_mod.load_codec(profile, mimi_weights=mimi_weights or None, device=device)
+        self.num_codebooks = int(num_codebooks)
+        self.num_threads = int(num_threads)
+        self.stats_interval = int(stats_interval)
+        self.message_port_register_out(pmt.intern("stats"))
+        self._log = RateLimitedLog(self.logger)
+        self._stats = {"frames": 0, "invalid_tokens": 0}
+
+    def set_num_codebooks(self, k):
+        """Decode only the first k codebooks from now on (1..8)."""
+        if not 1 <= int(k) <= frames.NUM_CODEBOOKS:
+            raise ValueError(f"mimi_decoder: num_codebooks must be in 1..8, got {k}")
+        self.num_codebooks = int(k)
+
+    def start(self):
+        self.codec.start_streaming()
+        return True
+
+    def stop(self):
+        self.codec.stop_streaming()
+        self.message_port_pub(pmt.intern("stats"), stats_to_pmt(self.get_stats()))
+        return True
+
+    def get_stats(self) -> dict:
+        return dict(self._stats)
+
+    def work(self, input_items, output_items):
+        torch_env.use_threads(self.num_threads)
+        n = len(output_items[0]) // frames.FRAME_SAMPLES
+        codes = np.asarray(input_items[0][:n, : self.num_codebooks], dtype=np.int64).T
+        bad = (codes < 0) | (codes >= frames.CODEBOOK_SIZE)
+        if bad.any():
+            codes = np.where(bad, 0, codes)
+            self._stats["invalid_tokens"] += int(bad.sum())
+            self._log.warn("invalid", f"{int(bad.sum())} tokens outside [0, 2048) set to 0")
+        output_items[0][: n * frames.FRAME_SAMPLES] = self.codec.stream_decode(codes)
+        before = self._stats["frames"] // self.stats_interval
+        self._stats["frames"] += n
+        if self._stats["frames"] // self.stats_interval != before:
+            self.message_port_pub(pmt.intern("stats"), stats_to_pmt(self.get_stats()))
+        return n * frames.FRAME_SAMPLES

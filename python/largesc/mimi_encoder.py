@@ -1,0 +1,67 @@
+"""GNU Radio block: 24 kHz float audio -> one vector of 8 Mimi tokens per 80 ms frame."""
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from .core import codec as codec_mod
+from .core import frames, torch_env
+from ._blockutil import RateLimitedLog, stats_to_pmt
+
+
+class mimi_encoder(gr.decim_block):
+    """Streaming Mimi encoder (decimation 1920).
+
+    Output 0: int32 vector of 8 tokens per frame (codebook 0 semantic, 1..7 acoustic).
+    Output 1: float32 latent activity per frame, 10*log10(mean square) of the unquantised latent
+    in dB; the adaptive controller turns it into the frame's content importance.
+    Non-finite input samples are replaced by 0, counted and logged.
+    """
+
+    def __init__(self, profile="tiny", samp_rate=24000, device="cpu", num_threads=1,
+                 mimi_weights="", stats_interval=125):
+        if int(samp_rate) != frames.SAMPLE_RATE:
+            raise ValueError(
+                f"mimi_encoder: samp_rate must be {frames.SAMPLE_RATE} (Mimi's rate), got {samp_rate}; "
+                f"resample first (e.g. filter.rational_resampler_fff)")
+        if int(num_threads) < 1:
+            raise ValueError(f"mimi_encoder: num_threads must be >= 1, got {num_threads}")
+        gr.decim_block.__init__(self, name="largesc_mimi_encoder", in_sig=[np.float32],
+                                out_sig=[(np.int32, frames.NUM_CODEBOOKS), np.float32],
+                                decim=frames.FRAME_SAMPLES)
+        self.codec = codec_mod.load_codec(profile, mimi_weights=mimi_weights or None, device=device)
+        self.num_threads = int(num_threads)
+        self.stats_interval = int(stats_interval)
+        self.message_port_register_out(pmt.intern("stats"))
+        self._log = RateLimitedLog(self.logger)
+        self._stats = {"frames": 0, "nonfinite_samples": 0}
+
+    def start(self):
+        self.codec.start_streaming()
+        return True
+
+    def stop(self):
+        self.codec.stop_streaming()
+        self.message_port_pub(pmt.intern("stats"), stats_to_pmt(self.get_stats()))
+        return True
+
+    def get_stats(self) -> dict:
+        return dict(self._stats)
+
+    def work(self, input_items, output_items):
+        torch_env.use_threads(self.num_threads)
+        n = len(output_items[0])
+        pcm = input_items[0][: n * frames.FRAME_SAMPLES]
+        bad = ~np.isfinite(pcm)
+        if bad.any():
+            pcm = np.where(bad, np.float32(0), pcm)
+            count = int(bad.sum())
+            self._stats["nonfinite_samples"] += count
+            self._log.warn("nonfinite", f"replaced {count} NaN/inf input samples with 0")
+        codes, latent = self.codec.stream_encode(pcm)
+        output_items[0][:n] = codes.T
+        output_items[1][:n] = codec_mod.latent_activity_db(latent)
+        before = self._stats["frames"] // self.stats_interval
+        self._stats["frames"] += n
+        if self._stats["frames"] // self.stats_interval != before:
+            self.message_port_pub(pmt.intern("stats"), stats_to_pmt(self.get_stats()))
+        return n
