@@ -11,6 +11,9 @@ os.environ.setdefault("NO_TORCH_COMPILE", "1")   # before moshi is imported anyw
 _BLOCKS = {
     "mimi_encoder": ".mimi_encoder",
     "mimi_decoder": ".mimi_decoder",
+    "adaptive_controller": ".adaptive_controller",
+    "depacketizer": ".depacketizer",
+    "packet_erasure_channel": ".packet_erasure_channel",
 }
 
 __all__ = list(_BLOCKS)

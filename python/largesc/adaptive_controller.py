@@ -1,0 +1,181 @@
+"""GNU Radio block: adaptive controller + packetizer (tokens + activity in, PDUs out).
+
+Controller and packetizer are one block on purpose: the copy of frame n-d that packet n
+carries must match what was sent for frame n-d (R_n <= N_{n-d}), so the allocation history
+and the token history live in one place and no per-frame side channel is needed between two
+blocks. The block drives a core ``AdaptiveController`` (decisions) and a core ``Packetizer``
+(bytes); all logic is in core.
+
+Inputs: stream 0 = int32 vector of 8 tokens per 80 ms frame, stream 1 = float32 latent
+activity (dB) of the frame. Messages in: ``feedback`` (dict with ``loss_rate``, e.g. from the
+depacketizer), ``ctrl`` (dict of bandwidth_bps / loss_rate / dtx). Messages out: ``pdus``
+(one PDU per packet; metadata ``seq``, ``epoch``, ``frame``, ``n_send``, ``n_repeat``,
+``importance``, ``payload_bits``, ``overhead_bits`` = header + CRC + pad; an end-of-stream
+mark ``eos`` when the flowgraph stops), ``stats``.
+"""
+import random
+import threading
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from .core.controller import AdaptiveController
+from .core.frames import CODEBOOK_SIZE, FRAME_RATE, NUM_CODEBOOKS
+from .core.packet import EPOCH_MOD, SEQ_MOD, Packetizer, bit_budget
+from ._blockutil import RateLimitedLog, stats_to_pmt
+from .packet_pdu import CTRL, FEEDBACK, PDUS, STATS, eos_pdu, make_pdu
+
+
+class adaptive_controller(gr.sync_block):
+    """Per frame: choose N (codebooks sent) and R (codebooks of frame n-d repeated), build a packet.
+
+    bandwidth_bps: payload budget B (>= 550); d: copy distance (frames); loss_rate: p used
+    until (or, with use_feedback False, instead of) receiver feedback; dtx / dtx_tokens:
+    non-speech frames send dtx_tokens (< 4); window: frames over which the mean rate <= B;
+    frames_per_packet: frames grouped per packet (needs d >= frames_per_packet); epoch: 0..3,
+    or -1 for a random epoch (tells a restarted sender apart); stats_interval: frames between
+    ``stats`` messages.
+    """
+
+    def __init__(self, bandwidth_bps=1100.0, d=1, loss_rate=0.0, use_feedback=True, dtx=False,
+                 dtx_tokens=1, window=25, frames_per_packet=1, epoch=-1, stats_interval=125):
+        gr.sync_block.__init__(self, name="largesc_adaptive_controller",
+                               in_sig=[(np.int32, NUM_CODEBOOKS), np.float32], out_sig=None)
+        self._lock = threading.Lock()
+        self.ctl = AdaptiveController(bandwidth_bps, window=window, d=d, dtx=dtx,
+                                      dtx_tokens=dtx_tokens)
+        if epoch < 0:
+            epoch = random.SystemRandom().randrange(EPOCH_MOD)
+        self.pkt = Packetizer(d=d, epoch=epoch, fpp=frames_per_packet)
+        self.loss_rate = float(loss_rate)
+        self.use_feedback = bool(use_feedback)
+        self.stats_interval = max(1, int(stats_interval))
+        self._eos_sent = False
+        self._group_meta = None
+        self.counters = {"feedback_msgs": 0, "ctrl_msgs": 0, "bad_messages": 0, "bad_tokens": 0}
+        self._log = RateLimitedLog(self.logger)
+        self.message_port_register_in(FEEDBACK)
+        self.set_msg_handler(FEEDBACK, self.handle_feedback)
+        self.message_port_register_in(CTRL)
+        self.set_msg_handler(CTRL, self.handle_ctrl)
+        self.message_port_register_out(PDUS)
+        self.message_port_register_out(STATS)
+
+    # ------------------------------------------------------------ callbacks
+    def set_bandwidth(self, bandwidth_bps):
+        with self._lock:
+            self.ctl.set_bandwidth(bandwidth_bps)
+
+    def set_loss_rate(self, loss_rate):
+        p = float(loss_rate)
+        if not 0.0 <= p <= 1.0:
+            raise ValueError("loss_rate must be in [0, 1]")
+        with self._lock:
+            self.loss_rate = p
+
+    def set_dtx(self, dtx):
+        with self._lock:
+            self.ctl.dtx = bool(dtx)
+
+    def handle_feedback(self, msg):
+        """`feedback` port: dict PMT with `loss_rate` in [0, 1]; anything else is dropped."""
+        try:
+            p = pmt.to_double(pmt.dict_ref(msg, pmt.intern("loss_rate"), pmt.PMT_NIL)) \
+                if pmt.is_dict(msg) else None
+        except Exception:                                   # noqa: BLE001 - hostile input
+            p = None
+        if p is None or not 0.0 <= p <= 1.0:
+            self.counters["bad_messages"] += 1
+            self._log.warn("feedback", "dropped a feedback message without a valid loss_rate")
+            return
+        self.counters["feedback_msgs"] += 1
+        if self.use_feedback:
+            with self._lock:
+                self.loss_rate = p
+
+    def handle_ctrl(self, msg):
+        """`ctrl` port: dict PMT with any of bandwidth_bps, loss_rate, dtx (as the setters).
+
+        All values are checked before any is applied; a bad message changes nothing.
+        """
+        checks = {"bandwidth_bps": lambda v: isinstance(v, (int, float)) and v >= 550.0,
+                  "loss_rate": lambda v: isinstance(v, (int, float)) and 0.0 <= v <= 1.0,
+                  "dtx": lambda v: isinstance(v, bool)}
+        try:
+            items = pmt.to_python(msg) if pmt.is_dict(msg) else None
+        except Exception:                                   # noqa: BLE001 - hostile input
+            items = None
+        if not isinstance(items, dict) or not items or \
+                not all(k in checks and checks[k](v) for k, v in items.items()):
+            self.counters["bad_messages"] += 1
+            self._log.warn("ctrl", "dropped a ctrl message (want bandwidth_bps >= 550, "
+                           "loss_rate in [0, 1], dtx bool)")
+            return
+        if "bandwidth_bps" in items:
+            self.set_bandwidth(items["bandwidth_bps"])
+        if "loss_rate" in items:
+            self.set_loss_rate(items["loss_rate"])
+        if "dtx" in items:
+            self.set_dtx(items["dtx"])
+        self.counters["ctrl_msgs"] += 1
+
+    # ----------------------------------------------------------------- work
+    def work(self, input_items, output_items):
+        toks, act = input_items[0], input_items[1]
+        n_items = len(act)
+        with self._lock:
+            for i in range(n_items):
+                row = toks[i]
+                if row.min() < 0 or row.max() >= CODEBOOK_SIZE:
+                    self.counters["bad_tokens"] += 1
+                    self._log.warn("tokens", "token out of [0, 2048) from the encoder; clipped")
+                    row = np.clip(row, 0, CODEBOOK_SIZE - 1)
+                a = self.ctl.step(float(act[i]), self.loss_rate)
+                frame = self.pkt.frame_index
+                if self._group_meta is None:
+                    self._group_meta = {"seq": frame % SEQ_MOD, "frame": frame, "allocs": []}
+                self._group_meta["allocs"].append((a.n_send, a.n_repeat, a.importance))
+                data = self.pkt.push(row.tolist(), a.n_send, a.n_repeat)
+                if data is not None:
+                    self._publish(data)
+                if self.ctl.counters["frames"] % self.stats_interval == 0:
+                    self.message_port_pub(STATS, stats_to_pmt(self.get_stats()))
+        return n_items
+
+    def _publish(self, data):
+        g, self._group_meta = self._group_meta, None
+        bits = bit_budget([(n, r) for n, r, _ in g["allocs"]])
+        meta = {"seq": g["seq"], "epoch": self.pkt.epoch, "frame": g["frame"],
+                "n_send": g["allocs"][0][0], "n_repeat": g["allocs"][0][1],
+                "importance": float(g["allocs"][0][2]), "frames": len(g["allocs"]),
+                "payload_bits": bits["payload_bits"],
+                "overhead_bits": bits["total_bits"] - bits["payload_bits"]}
+        self.message_port_pub(PDUS, make_pdu(data, meta))
+
+    def stop(self):
+        """End of input (or flowgraph stop): send the last partial packet and the eos mark."""
+        try:
+            with self._lock:
+                if not self._eos_sent:
+                    self._eos_sent = True
+                    data = self.pkt.flush()
+                    if data is not None:
+                        self._publish(data)
+                    self.message_port_pub(PDUS, eos_pdu(self.pkt.frame_index, self.pkt.epoch))
+                    self.message_port_pub(STATS, stats_to_pmt(self.get_stats()))
+        except Exception as exc:                            # noqa: BLE001 - stop() must not raise
+            self._log.warn("stop", f"stop: {exc}")
+        return True
+
+    def get_stats(self):
+        """Counters: frames, packets, payload/overhead bits and their mean rates, DTX frames, p."""
+        c = dict(self.ctl.counters)
+        c.update(self.pkt.counters)
+        c.update(self.counters)
+        f = max(1, c["frames"])
+        c["payload_bps"] = c["payload_bits"] * FRAME_RATE / f
+        c["overhead_bps"] = c["overhead_bits"] * FRAME_RATE / f
+        c["loss_rate"] = self.loss_rate
+        c["bandwidth_bps"] = self.ctl.bandwidth_bps
+        return c

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""qa for largesc.mimi_decoder: length, prefix decoding and its callback, invalid tokens."""
+import numpy as np
+from gnuradio import blocks, gr, gr_unittest
+
+from gnuradio.largesc.mimi_decoder import mimi_decoder
+from gnuradio.largesc.core import codec, frames
+
+
+class qa_mimi_decoder(gr_unittest.TestCase):
+    def setUp(self):
+        self.tb = gr.top_block()
+        rng = np.random.default_rng(0)
+        self.codes = rng.integers(0, frames.CODEBOOK_SIZE, (8, 6))
+
+    def tearDown(self):
+        self.tb = None
+
+    def run_decoder(self, codes, k=8):
+        src = blocks.vector_source_i(codes.T.reshape(-1).astype(int).tolist(), False, frames.NUM_CODEBOOKS)
+        self.dec = mimi_decoder(profile="tiny", num_codebooks=k)
+        snk = blocks.vector_sink_f()
+        self.tb.connect(src, self.dec, snk)
+        self.tb.run()
+        return np.array(snk.data(), dtype=np.float32)
+
+    def test_length_and_equality_with_core(self):
+        y = self.run_decoder(self.codes, k=8)
+        self.assertEqual(len(y), 6 * frames.FRAME_SAMPLES)
+        np.testing.assert_allclose(y, codec.load_codec("tiny").decode(self.codes), atol=1e-5)
+
+    def test_prefix_decoding(self):
+        y = self.run_decoder(self.codes, k=4)
+        np.testing.assert_allclose(y, codec.load_codec("tiny").decode(self.codes[:4]), atol=1e-5)
+
+    def test_set_num_codebooks_callback(self):
+        dec = mimi_decoder(profile="tiny", num_codebooks=8)
+        dec.set_num_codebooks(3)
+        self.assertEqual(dec.num_codebooks, 3)
+        with self.assertRaises(ValueError):
+            dec.set_num_codebooks(9)
+        with self.assertRaises(ValueError):
+            dec.set_num_codebooks(0)
+
+    def test_invalid_tokens_are_counted_not_decoded(self):
+        bad = self.codes.copy()
+        bad[2, 1] = 5000
+        bad[0, 3] = -1
+        y = self.run_decoder(bad)
+        self.assertEqual(self.dec.get_stats()["invalid_tokens"], 2)
+        fixed = np.where((bad < 0) | (bad >= 2048), 0, bad)
+        np.testing.assert_allclose(y, codec.load_codec("tiny").decode(fixed), atol=1e-5)
+
+    def test_bad_parameters_are_refused(self):
+        with self.assertRaisesRegex(ValueError, "samp_rate must be 24000"):
+            mimi_decoder(profile="tiny", samp_rate=48000)
+        with self.assertRaisesRegex(ValueError, "num_codebooks"):
+            mimi_decoder(profile="tiny", num_codebooks=9)
+
+
+if __name__ == "__main__":
+    gr_unittest.run(qa_mimi_decoder)

@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Fuzz the depacketizer: random and mutated packets into Reassembler and the block's handler.
+
+Usage: fuzz_depacketizer.py [--count 1000000] [--seed 0] [--block-every 50]
+
+Mix per packet: valid packets of a running stream (reordered, duplicated), random byte strings,
+valid packets with bit flips / truncation / extension / inserted bytes, and random headers
+with a correct CRC (so the parser's deeper checks and the sequence logic see garbage too).
+Every `--block-every`-th input also goes through the GNU Radio block's message handler as a
+PMT (including non-PDU messages). Checks after every output: frame indices consecutive,
+tokens in [0, 2048), states valid, receiver memory bounded. Prints the count, the number of
+exceptions (must be 0) and invariant violations; exit status 1 if either is nonzero.
+"""
+import argparse
+import random
+import sys
+import time
+import traceback
+
+from gnuradio.largesc.core import packet as P
+from gnuradio.largesc.core.frames import STATE_NAMES
+from gnuradio.largesc.core.reassembly import Reassembler
+
+VALID_STATES = set(STATE_NAMES)
+
+
+def random_frames(rng):
+    frames = []
+    for _ in range(1 if rng.random() < 0.9 else rng.randint(2, P.MAX_FPP)):
+        n, r = rng.randint(0, P.MAX_N), rng.randint(0, P.MAX_R)
+        frames.append(P.PacketFrame(tuple(rng.getrandbits(11) for _ in range(n)),
+                                    tuple(rng.getrandbits(11) for _ in range(r))))
+    return frames
+
+
+def with_crc(body: bytes) -> bytes:
+    return body + bytes((P.crc8(body),))
+
+
+def mutate(rng, pkt: bytes) -> bytes:
+    b = bytearray(pkt)
+    kind = rng.randrange(6)
+    if kind == 0:
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(8 * len(b))
+            b[i // 8] ^= 0x80 >> (i % 8)
+        return bytes(b)
+    if kind == 1:
+        return bytes(b[:rng.randrange(len(b))])
+    if kind == 2:
+        return bytes(b) + rng.randbytes(rng.randint(1, 8))
+    if kind == 3:
+        i = rng.randrange(len(b))
+        return bytes(b[:i]) + rng.randbytes(1) + bytes(b[i:])
+    if kind == 4:                                   # flip header bits, then fix the CRC
+        i = rng.randrange(min(24, 8 * (len(b) - 1)))
+        b[i // 8] ^= 0x80 >> (i % 8)
+        return with_crc(bytes(b[:-1]))
+    return with_crc(rng.randbytes(rng.randint(3, 30)))   # random body, valid CRC
+
+
+class Stream:
+    """A plausible sender: consecutive seqs (sometimes restarting) with random allocations."""
+
+    def __init__(self, rng):
+        self.rng = rng
+        self.restart()
+
+    def restart(self):
+        self.epoch = self.rng.randrange(P.EPOCH_MOD)
+        self.seq = self.rng.choice([0, self.rng.randrange(P.SEQ_MOD)])
+
+    def next(self) -> bytes:
+        if self.rng.random() < 0.001:
+            self.restart()
+        frames = random_frames(self.rng)
+        pkt = P.pack(self.epoch, self.seq, frames)
+        self.seq = (self.seq + len(frames)) % P.SEQ_MOD
+        return pkt
+
+
+def check(frames, state, errors, resynced):
+    """Indices must be consecutive; only a resync (sender restart) may start a new run, at the
+    first frame of the new stream (emitted in the same or a later push)."""
+    state["resync"] = state.get("resync", False) or resynced
+    for f in frames:
+        if state["last"] is not None and f.index != state["last"] + 1:
+            if state["resync"]:
+                state["resync"] = False
+            else:
+                errors.append(f"index {f.index} after {state['last']}")
+        state["last"] = f.index
+        if len(f.tokens) != 8 or len(f.states) != 8 or any(not 0 <= t < 2048 for t in f.tokens) \
+                or any(s not in VALID_STATES for s in f.states):
+            errors.append(f"bad frame {f}")
+
+
+def make_block():
+    try:
+        from gnuradio.largesc.depacketizer import depacketizer
+        import pmt
+    except Exception:                               # noqa: BLE001 - GNU Radio missing
+        return None, None
+    return depacketizer(d=2, d_max=3), pmt
+
+
+def block_message(rng, pmt, data: bytes):
+    k = rng.randrange(6)
+    if k == 0:
+        return pmt.intern("junk")
+    if k == 1:
+        return pmt.cons(pmt.PMT_NIL, pmt.init_f32vector(2, [1.0, float("nan")]))
+    if k == 2:
+        return pmt.cons(pmt.from_long(rng.randrange(100)), pmt.init_u8vector(len(data), list(data)))
+    if k == 3:
+        eos = pmt.PMT_T if rng.random() < 0.5 else pmt.from_long(rng.randrange(3))
+        n = rng.choice([-1, 0, 10**12, rng.randrange(10**6)])
+        meta = pmt.dict_add(pmt.make_dict(), pmt.intern("eos"), eos)
+        meta = pmt.dict_add(meta, pmt.intern("n_frames"), pmt.from_long(n))
+        return pmt.cons(meta, pmt.init_u8vector(len(data), list(data)))
+    return pmt.cons(pmt.PMT_NIL, pmt.init_u8vector(len(data), list(data)))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--block-every", type=int, default=50, help="0: core only")
+    args = ap.parse_args(argv)
+    rng = random.Random(args.seed)
+    stream = Stream(rng)
+    block, pmt = make_block() if args.block_every else (None, None)
+    exceptions, errors = 0, []
+    ra, state, held = Reassembler(d=2, d_max=3), {"last": None}, []
+    t0 = time.perf_counter()
+    for i in range(args.count):
+        if i % 100_000 == 0 and i:
+            ra, state = Reassembler(d=rng.randint(1, 3), d_max=4, clocked=rng.random() < 0.5,
+                                    timeout=3.0), {"last": None}
+        u = rng.random()
+        if u < 0.4:
+            data = stream.next()
+            if rng.random() < 0.1:                  # hold back: reordering
+                held.append(data)
+                continue
+            if rng.random() < 0.05 and held:
+                data = held.pop(0)
+        elif u < 0.55:
+            data = rng.randbytes(rng.randint(0, 40))
+        else:
+            data = mutate(rng, stream.next() if rng.random() < 0.5 else P.pack(
+                rng.randrange(4), rng.randrange(P.SEQ_MOD), random_frames(rng)))
+        try:
+            resyncs = ra.counters["resyncs"]
+            out = ra.push(data, now=float(i))
+            if i % 997 == 0:
+                out += ra.tick(float(i) + rng.random() * 20)
+            if i % 50_021 == 0:
+                out += ra.flush()
+            check(out, state, errors, ra.counters["resyncs"] != resyncs)
+            if len(ra._slots) > 4 * ra.max_jump + 16:
+                errors.append(f"memory: {len(ra._slots)} pending slots")
+            if block is not None and i % args.block_every == 0:
+                block.handle_pdu(block_message(rng, pmt, data))
+                del block._tokens[:], block._states[:]
+        except Exception:                           # noqa: BLE001 - this is what we count
+            exceptions += 1
+            if exceptions <= 5:
+                traceback.print_exc()
+    dt = time.perf_counter() - t0
+    print(f"packets: {args.count}  exceptions: {exceptions}  invariant violations: {len(errors)}"
+          f"  ({args.count / dt:,.0f} packets/s)")
+    print("receiver counters (last session):", {k: v for k, v in ra.counters.items() if v})
+    if block is not None:
+        print("block counters:", {k: v for k, v in block.get_stats().items() if v})
+    for e in errors[:5]:
+        print("violation:", e)
+    return 1 if exceptions or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Receiver reassembly: output equals ground truth under loss, duplicates, reordering, wrap."""
+import random
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from gnuradio.largesc.core import packet as P
+from gnuradio.largesc.core.frames import (STATE_COPY, STATE_LOST, STATE_NOT_SENT,
+                                          STATE_ORIGINAL)
+from gnuradio.largesc.core.reassembly import Reassembler, frames_to_arrays
+
+
+def make_stream(n_frames, d, rng, seq0=0, epoch=0):
+    """Random tokens and allocations -> (packets, tokens, allocs) with R <= N of frame n-d."""
+    pz = P.Packetizer(d=d, epoch=epoch, seq0=seq0)
+    toks = [[rng.randrange(2048) for _ in range(8)] for _ in range(n_frames)]
+    allocs, pkts = [], []
+    for n in range(n_frames):
+        n_send = rng.randrange(0, 9)
+        r = rng.randrange(0, min(7, allocs[n - d][0]) + 1) if n >= d else 0
+        allocs.append((n_send, r))
+        pkts.append(pz.push(toks[n], n_send, r))
+    return pkts, toks, allocs
+
+
+def expected(n, toks, allocs, delivered, d):
+    """Ground truth (tokens, states) of frame n given which packets arrived."""
+    if delivered[n]:
+        k = allocs[n][0]
+        return (tuple(toks[n][:k]) + (0,) * (8 - k),
+                (STATE_ORIGINAL,) * k + (STATE_NOT_SENT,) * (8 - k))
+    r = allocs[n + d][1] if n + d < len(allocs) and delivered[n + d] else 0
+    return (tuple(toks[n][:r]) + (0,) * (8 - r), (STATE_COPY,) * r + (STATE_LOST,) * (8 - r))
+
+
+def _seq(data):
+    try:
+        return P.unpack(data).seq
+    except P.PacketError:
+        return None
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 3), st.integers(0, 2**32), st.floats(0, 0.6), st.floats(0, 0.3),
+       st.floats(0, 0.3), st.integers(1, 80), st.sampled_from([0, 4070]))
+def test_output_equals_ground_truth(d, seed, p_loss, p_dup, p_swap, n_frames, seq0):
+    rng = random.Random(seed)
+    pkts, toks, allocs = make_stream(n_frames, d, rng, seq0=seq0)
+    delivered = [rng.random() >= p_loss for _ in pkts]
+    timed = []                                      # (arrival time in frames, bytes)
+    for n, pkt in enumerate(pkts):
+        late = rng.uniform(0, 1.9) if rng.random() < p_swap else 0.0
+        if delivered[n]:
+            timed.append((n + late, pkt))
+            if rng.random() < p_dup:
+                timed.append((n + late + rng.uniform(0, 1.9), pkt))
+        if rng.random() < 0.1:                      # garbage that can never pass the checks
+            timed.append((n + 0.5, bytes([rng.randrange(256)]) * rng.randrange(4)))
+            timed.append((n + 0.7, pkt[:-1] + bytes([pkt[-1] ^ 0x5A])))
+    wire = [w for _, w in sorted(timed, key=lambda x: x[0])]
+    ra = Reassembler(d=d, d_max=d + 2)             # copies may arrive < 2 frames late
+    out = []
+    for w in wire:
+        out += ra.push(w)
+    out += ra.flush(until=seq0 + n_frames)
+    arrived = [seq0 + (_seq(w) - seq0) % P.SEQ_MOD for w in wire if _seq(w) is not None]
+    if not arrived:
+        return
+    first = arrived[0] if seq0 > ra.join_window else 0     # late joiner starts at 1st packet
+    assert [f.index for f in out] == list(range(first, seq0 + n_frames))
+    for f in out[max(0, seq0 - first):]:
+        n = f.index - seq0
+        assert (f.tokens, f.states) == expected(n, toks, allocs, delivered, d)
+        assert f.received == delivered[n]
+
+
+def test_waits_d_max_frames_for_a_copy():
+    rng = random.Random(1)
+    pkts, toks, allocs = make_stream(10, 2, rng)
+    ra = Reassembler(d=2, d_max=3)
+    assert len(ra.push(pkts[0])) == 1
+    for n in (2, 3):                                # frame 1 lost; its copy rides in packet 3
+        assert ra.push(pkts[n]) == []
+    out = ra.push(pkts[4])                          # 4 >= 1 + d_max: frame 1 final
+    assert [f.index for f in out] == [1, 2, 3, 4]
+    assert out[0].states[:allocs[3][1]] == (STATE_COPY,) * allocs[3][1]
+
+
+def test_clocked_mode_declares_loss_without_later_packets():
+    rng = random.Random(2)
+    pkts, _, _ = make_stream(10, 1, rng)
+    ra = Reassembler(d=1, d_max=1, clocked=True, frame_period=1.0, timeout=2.0)
+    for n in range(5):
+        assert [f.index for f in ra.push(pkts[n], now=float(n))] == [n]
+    assert ra.tick(6.9) == []                       # frame 5 expected at 5, deadline 7
+    out = ra.tick(9.0)
+    assert [f.index for f in out] == [5, 6, 7]
+    assert all(f.states == (STATE_LOST,) * 8 for f in out)
+    assert [f.index for f in ra.push(pkts[8], now=9.1)] == [8]
+
+
+def test_sequence_mode_never_emits_on_time_alone():
+    ra = Reassembler(d=1)
+    pkts, _, _ = make_stream(3, 1, random.Random(3))
+    ra.push(pkts[0])
+    assert ra.tick(1e9) == []
+
+
+def test_sender_restart_resyncs_within_two_packets():
+    rng = random.Random(4)
+    old, _, _ = make_stream(300, 1, rng, epoch=1)
+    new, toks, allocs = make_stream(20, 1, rng, epoch=2)
+    ra = Reassembler(d=1)
+    for pkt in old:
+        ra.push(pkt)
+    assert ra.push(new[0]) == []
+    out = ra.push(new[1])
+    assert ra.counters["resyncs"] == 1
+    assert [(f.epoch, f.index) for f in out] == [(2, 0), (2, 1)]
+    assert out[0].tokens[:allocs[0][0]] == tuple(toks[0][:allocs[0][0]])
+
+
+def test_same_epoch_restart_far_behind_resyncs():
+    rng = random.Random(5)
+    old, _, _ = make_stream(1000, 1, rng, epoch=3)
+    new, _, _ = make_stream(5, 1, rng, epoch=3)
+    ra = Reassembler(d=1)
+    for pkt in old:
+        ra.push(pkt)
+    out = ra.push(new[0]) + ra.push(new[1])
+    assert [f.index for f in out] == [0, 1]
+
+
+def test_single_forged_far_packet_is_not_trusted():
+    rng = random.Random(6)
+    pkts, _, _ = make_stream(50, 1, rng)
+    ra = Reassembler(d=1)
+    for pkt in pkts[:40]:
+        ra.push(pkt)
+    forged = P.pack(0, 2000, [P.PacketFrame((1, 2, 3, 4), ())])
+    assert ra.push(forged) == [] and ra.counters["far"] == 1
+    assert [f.index for f in ra.push(pkts[40])] == [40]
+
+
+def test_flush_emits_trailing_lost_frames_and_arrays():
+    pkts, _, _ = make_stream(5, 1, random.Random(7))
+    ra = Reassembler(d=1)
+    out = ra.push(pkts[0]) + ra.push(pkts[1]) + ra.flush(until=5)
+    tokens, states = frames_to_arrays(out)
+    assert tokens.shape == (8, 5) and tokens.dtype.name == "int64" and states.dtype.name == "uint8"
+    assert (states[:, 2:] == STATE_LOST).all() and ra.counters["frames_lost"] == 3
+
+
+def test_flush_is_bounded_for_absurd_until():
+    from gnuradio.largesc.core.reassembly import MAX_FLUSH
+    ra = Reassembler()
+    assert len(ra.flush(until=10**15)) == MAX_FLUSH
+
+
+@pytest.mark.parametrize("bad", [b"", b"\x00" * 3, b"\xff" * 40, "text", None, 12, [1, 2]])
+def test_bad_input_counted_not_raised(bad):
+    ra = Reassembler()
+    assert ra.push(bad) == []
+    assert ra.counters["bad"] == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, 4), st.integers(0, 2**32), st.floats(0, 0.5), st.integers(1, 60))
+def test_multi_frame_packets_equal_ground_truth(fpp, seed, p_loss, n_frames):
+    rng = random.Random(seed)
+    d = fpp                                         # copies never share a packet with originals
+    pz = P.Packetizer(d=d, epoch=1, fpp=fpp)
+    toks = [[rng.randrange(2048) for _ in range(8)] for _ in range(n_frames)]
+    allocs, wire, frame_pkt = [], [], []
+    for n in range(n_frames):
+        r = rng.randrange(0, min(7, allocs[n - d][0]) + 1) if n >= d else 0
+        allocs.append((rng.randrange(0, 9), r))
+        pkt = pz.push(toks[n], *allocs[n])
+        frame_pkt.append(len(wire))
+        if pkt is not None:
+            wire.append(pkt)
+    if len(wire) < -(-n_frames // fpp):
+        wire.append(pz.flush())
+    lost = {k for k in range(len(wire)) if rng.random() < p_loss}
+    delivered = [frame_pkt[n] not in lost for n in range(n_frames)]
+    ra = Reassembler(d=d, d_max=d)
+    out = []
+    for k, w in enumerate(wire):
+        if k not in lost:
+            out += ra.push(w)
+    out += ra.flush(until=n_frames)
+    assert [f.index for f in out] == list(range(n_frames))
+    for f in out:
+        assert (f.tokens, f.states) == expected(f.index, toks, allocs, delivered, d)
