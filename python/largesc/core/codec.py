@@ -245,9 +245,9 @@ def load_codec(profile: str = "tiny", *, mimi_weights: str | Path | None = None,
 
 
 def mini_weights_dir(override: str | Path | None = None) -> Path:
-    """Where the shipped `mini` codec lives (override, $LARGESC_MODELS/mini/codec, or the repo's models/)."""
+    """Where the `mini` codec lives: `override`, else $LARGESC_MODELS/mini/codec, else the package's models/."""
     import os
     if override is not None:
         return Path(override)
-    root = Path(os.environ.get("LARGESC_MODELS", profiles.REPO_ROOT / "models"))
+    root = Path(os.environ.get("LARGESC_MODELS", Path(__file__).resolve().parents[1] / "models"))
     return root / "mini" / "codec"
