@@ -1,27 +1,14 @@
 """gr-largesc: LargeSC speech over lossy links, as a GNU Radio out-of-tree module.
 
-Blocks are imported lazily, so `from gnuradio import largesc` stays cheap and torch/moshi load
-only when a block is built.
+`from gnuradio import largesc` gives the blocks (as gr_modtool modules do); core logic that
+never touches GNU Radio lives in `gnuradio.largesc.core`.
 """
-import importlib
 import os
 
 os.environ.setdefault("NO_TORCH_COMPILE", "1")   # before moshi is imported anywhere
 
-_BLOCKS = {
-    "mimi_encoder": ".mimi_encoder",
-    "mimi_decoder": ".mimi_decoder",
-    "adaptive_controller": ".adaptive_controller",
-    "depacketizer": ".depacketizer",
-    "packet_erasure_channel": ".packet_erasure_channel",
-}
-
-__all__ = list(_BLOCKS)
-
-
-def __getattr__(name):
-    if name in _BLOCKS:
-        obj = getattr(importlib.import_module(_BLOCKS[name], __name__), name)
-        globals()[name] = obj
-        return obj
-    raise AttributeError(f"module 'gnuradio.largesc' has no attribute {name!r}")
+from .mimi_encoder import mimi_encoder  # noqa: E402
+from .mimi_decoder import mimi_decoder  # noqa: E402
+from .adaptive_controller import adaptive_controller  # noqa: E402
+from .packet_erasure_channel import packet_erasure_channel  # noqa: E402
+from .depacketizer import depacketizer  # noqa: E402
