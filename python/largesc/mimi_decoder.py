@@ -12,12 +12,14 @@ class mimi_decoder(gr.interp_block):
     """Streaming Mimi decoder (interpolation 1920).
 
     Decodes the first `num_codebooks` codebooks of each frame (a prefix: fewer codebooks, lower
-    rate). Tokens outside [0, 2048) never reach the model: the frame's invalid tokens are set to
-    0, counted and logged.
+    rate). With `use_states`, a second input takes the per-codebook states of each frame
+    (frames.STATE_*, from the depacketizer or token recovery) and each frame decodes only its
+    decodable prefix: the leading codebooks that are known or filled (at least codebook 0).
+    Tokens outside [0, 2048) never reach the model: they are set to 0, counted and logged.
     """
 
     def __init__(self, profile="tiny", num_codebooks=8, samp_rate=24000, device="cpu",
-                 num_threads=1, mimi_weights="", stats_interval=125):
+                 num_threads=1, mimi_weights="", stats_interval=125, use_states=False):
         if int(samp_rate) != frames.SAMPLE_RATE:
             raise ValueError(
                 f"mimi_decoder: samp_rate must be {frames.SAMPLE_RATE} (Mimi's rate), got {samp_rate}; "
@@ -27,15 +29,18 @@ class mimi_decoder(gr.interp_block):
         if int(num_threads) < 1:
             raise ValueError(f"mimi_decoder: num_threads must be >= 1, got {num_threads}")
         gr.interp_block.__init__(self, name="largesc_mimi_decoder",
-                                 in_sig=[(np.int32, frames.NUM_CODEBOOKS)], out_sig=[np.float32],
+                                 in_sig=[(np.int32, frames.NUM_CODEBOOKS)]
+                                 + ([(np.uint8, frames.NUM_CODEBOOKS)] if use_states else []),
+                                 out_sig=[np.float32],
                                  interp=frames.FRAME_SAMPLES)
         self.codec = codec_mod.load_codec(profile, mimi_weights=mimi_weights or None, device=device)
         self.num_codebooks = int(num_codebooks)
+        self.use_states = bool(use_states)
         self.num_threads = int(num_threads)
         self.stats_interval = int(stats_interval)
         self.message_port_register_out(pmt.intern("stats"))
         self._log = RateLimitedLog(self.logger)
-        self._stats = {"frames": 0, "invalid_tokens": 0}
+        self._stats = {"frames": 0, "invalid_tokens": 0, "prefix_frames": 0}
 
     def set_num_codebooks(self, k):
         """Decode only the first k codebooks from now on (1..8)."""
@@ -64,7 +69,11 @@ class mimi_decoder(gr.interp_block):
             codes = np.where(bad, 0, codes)
             self._stats["invalid_tokens"] += int(bad.sum())
             self._log.warn("invalid", f"{int(bad.sum())} tokens outside [0, 2048) set to 0")
-        output_items[0][: n * frames.FRAME_SAMPLES] = self.codec.stream_decode(codes)
+        prefix = None
+        if self.use_states:
+            prefix = np.clip(frames.decodable_prefixes(input_items[1][:n]), 1, self.num_codebooks)
+            self._stats["prefix_frames"] += int((prefix < self.num_codebooks).sum())
+        output_items[0][: n * frames.FRAME_SAMPLES] = self.codec.stream_decode(codes, prefix)
         before = self._stats["frames"] // self.stats_interval
         self._stats["frames"] += n
         if self._stats["frames"] // self.stats_interval != before:

@@ -51,6 +51,23 @@ class qa_mimi_decoder(gr_unittest.TestCase):
         fixed = np.where((bad < 0) | (bad >= 2048), 0, bad)
         np.testing.assert_allclose(y, codec.load_codec("tiny").decode(fixed), atol=1e-5)
 
+    def test_states_input_decodes_each_frames_prefix(self):
+        states = np.zeros((6, 8), np.uint8)                       # all original
+        states[2, 3:] = frames.STATE_LOST                         # frame 2: prefix 3
+        states[4, 5:] = frames.STATE_NOT_SENT                     # frame 4: prefix 5
+        src = blocks.vector_source_i(self.codes.T.reshape(-1).astype(int).tolist(), False, 8)
+        st = blocks.vector_source_b(states.reshape(-1).tolist(), False, 8)
+        dec = mimi_decoder(profile="tiny", num_codebooks=8, use_states=True)
+        snk = blocks.vector_sink_f()
+        self.tb.connect(src, (dec, 0))
+        self.tb.connect(st, (dec, 1))
+        self.tb.connect(dec, snk)
+        self.tb.run()
+        prefix = np.array([8, 8, 3, 8, 5, 8])
+        ref = codec.load_codec("tiny").decode(self.codes, prefix=prefix)
+        np.testing.assert_allclose(np.array(snk.data()), ref, atol=1e-5)
+        self.assertEqual(dec.get_stats()["prefix_frames"], 2)
+
     def test_bad_parameters_are_refused(self):
         with self.assertRaisesRegex(ValueError, "samp_rate must be 24000"):
             mimi_decoder(profile="tiny", samp_rate=48000)

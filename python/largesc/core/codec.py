@@ -37,7 +37,10 @@ class TokenCodec:
     def encode_latent(self, pcm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def decode(self, codes: np.ndarray) -> np.ndarray:
+    def decode(self, codes: np.ndarray, prefix: np.ndarray | None = None) -> np.ndarray:
+        """codes [k, F] -> pcm [F * 1920]; `prefix` [F] (optional): use only the first prefix[f]
+        codebooks of frame f (1..k), so frames with different numbers of known codebooks decode
+        in one call."""
         raise NotImplementedError
 
     def start_streaming(self) -> None:
@@ -52,7 +55,7 @@ class TokenCodec:
     def stream_encode(self, pcm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
-    def stream_decode(self, codes: np.ndarray) -> np.ndarray:
+    def stream_decode(self, codes: np.ndarray, prefix: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -122,13 +125,54 @@ class MimiCodec(TokenCodec):
         return self._latent_and_codes(self._tensor(pcm))
 
     @torch.no_grad()
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        """codes [k, F] (any prefix k of the codebooks) -> pcm [F * 1920]."""
+    def decode(self, codes: np.ndarray, prefix: np.ndarray | None = None) -> np.ndarray:
+        """codes [k, F] (any prefix k of the codebooks) -> pcm [F * 1920]; see TokenCodec.decode."""
         codes = check_codes(codes)
-        if codes.shape[1] == 0:
+        nfr = codes.shape[1]
+        if nfr == 0:
             return np.zeros(0, dtype=np.float32)
-        out = self.model.decode(torch.from_numpy(codes).to(self.device)[None])
-        return out[0, 0, : codes.shape[1] * self.frame_samples].float().cpu().numpy()
+        codes_t = torch.from_numpy(codes).to(self.device)[None]
+        if prefix is not None:
+            prefix = np.clip(np.asarray(prefix, dtype=np.int64).reshape(-1), 1, codes.shape[0])
+            if prefix.shape != (nfr,):
+                raise ValueError(f"prefix must have one entry per frame ({nfr}), got {prefix.shape}")
+            if (prefix == codes.shape[0]).all():
+                prefix = None
+        if prefix is None:
+            out = self.model.decode(codes_t)
+        else:
+            out = self._decode_latent(self._masked_latent(codes_t, torch.from_numpy(prefix).to(self.device)))
+        return out[0, 0, : nfr * self.frame_samples].float().cpu().numpy()
+
+    def _masked_latent(self, codes: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+        """Quantiser output with codebook k of frame f kept only where k < prefix[f].
+
+        Equal to `quantizer.decode(codes[:, :k])` for a uniform prefix k: the split RVQ output is a
+        sum of per-codebook embeddings followed by bias-free 1x1 projections, so masking is exact.
+        """
+        q = self.model.quantizer
+        keep = (torch.arange(codes.shape[1], device=codes.device)[:, None] < prefix[None, :]).float()
+
+        def part(rvq, first: int, count: int) -> torch.Tensor:
+            acc = 0
+            for i in range(count):
+                emb = rvq.vq.layers[i].decode(codes[:, first + i])          # [1, D, F]
+                acc = acc + emb * keep[first + i][None, None, :]
+            return rvq.output_proj(acc)
+
+        n_sem = q.n_q_semantic
+        latent = part(q.rvq_first, 0, n_sem)
+        if codes.shape[1] > n_sem:
+            latent = latent + part(q.rvq_rest, n_sem, codes.shape[1] - n_sem)
+        return latent
+
+    def _decode_latent(self, emb: torch.Tensor) -> torch.Tensor:
+        """The part of `MimiModel.decode` after the quantiser (same streaming-state handling)."""
+        m, state = self.model, self.model._streaming_state
+        emb = m._to_encoder_framerate(emb)
+        if m.decoder_transformer is not None:
+            (emb,) = state.graphed_tr_dec(emb) if state is not None else m.decoder_transformer(emb)
+        return state.graphed_decoder(emb).clone() if state is not None else m.decoder(emb)
 
     def start_streaming(self) -> None:
         if not self._streaming:
@@ -153,10 +197,10 @@ class MimiCodec(TokenCodec):
             raise ValueError(f"streaming input must be a positive multiple of {self.frame_samples} samples, got {len(pcm)}")
         return self._latent_and_codes(self._tensor(pcm))
 
-    def stream_decode(self, codes: np.ndarray) -> np.ndarray:
+    def stream_decode(self, codes: np.ndarray, prefix: np.ndarray | None = None) -> np.ndarray:
         if not self._streaming:
             raise RuntimeError("call start_streaming() first")
-        return self.decode(codes)
+        return self.decode(codes, prefix)
 
 
 def _randomise_codebooks(model, generator: torch.Generator) -> None:

@@ -41,3 +41,14 @@ STATE_FALLBACK = 5    # filled in by the fallback strategy after a model error o
 STATE_NAMES = {STATE_ORIGINAL: "original", STATE_COPY: "copy", STATE_LOST: "lost",
                STATE_NOT_SENT: "not_sent", STATE_GENERATED: "generated", STATE_FALLBACK: "fallback"}
 KNOWN_STATES = (STATE_ORIGINAL, STATE_COPY)
+DECODABLE_STATES = KNOWN_STATES + (STATE_GENERATED, STATE_FALLBACK)
+
+
+def decodable_prefixes(states):
+    """Per frame, the number of leading codebooks a decoder can use (known or filled tokens).
+
+    states: uint8 [F, K] -> int64 [F]; 0 when codebook 0 itself is unknown.
+    """
+    import numpy as np
+    ok = np.isin(np.asarray(states), DECODABLE_STATES)
+    return np.where(ok.all(axis=1), ok.shape[1], np.argmin(ok, axis=1)).astype(np.int64)
