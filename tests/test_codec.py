@@ -207,3 +207,11 @@ def test_streaming_per_frame_prefix_matches_offline(tiny):
     finally:
         tiny.stop_streaming()
     np.testing.assert_allclose(streamed, offline, atol=1e-4)
+
+
+def test_truncated_weights_file_names_the_file(tiny, tmp_path):
+    weights = tmp_path / "mimi.safetensors"
+    save_file({k: v.contiguous() for k, v in tiny.model.state_dict().items()}, str(weights))
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(codec.ModelFileError, match="mimi.safetensors"):
+        codec.load_codec("kyutai", mimi_weights=weights, mimi_config=profiles.tiny_mimi_config())
