@@ -12,3 +12,4 @@ from .mimi_decoder import mimi_decoder  # noqa: E402
 from .adaptive_controller import adaptive_controller  # noqa: E402
 from .packet_erasure_channel import packet_erasure_channel  # noqa: E402
 from .depacketizer import depacketizer  # noqa: E402
+from .token_recovery import token_recovery  # noqa: E402

@@ -127,10 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-dir", default="out/demo")
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     s.set_defaults(func=cmd_demo)
+    for name, (_, text) in DELEGATED.items():
+        sub.add_parser(name, add_help=False, help=f"{text} ({name} --help)")
     return p
 
 
+# Commands with their own argument parsers, in the modules that implement them.
+DELEGATED = {
+    "train-lora": ("gnuradio.largesc.core.train_lora", "LoRA fine-tuning of Moshi's LM for token recovery"),
+}
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] and argv[0] in DELEGATED:
+        import importlib
+        return importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:]) or 0
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -18,7 +18,10 @@ for 2 s: 8 work() calls and 5 ms CPU (default), 93 calls and 44 ms CPU (clocked)
 
 End of stream: the eos PDU (metadata ``eos``, ``n_frames``) flushes the d_max wait, emits
 lost frames up to ``n_frames``, and work() then returns WORK_DONE (-1), so a file-based
-flowgraph stops with as many output frames as input frames. If the upstream message block
+flowgraph stops with as many output frames as input frames. The last frame carries a stream tag
+``eos`` (value True) on output 0, so token_recovery flushes the frame it holds back; with
+``hold_last`` the tag is certain, without it only if the eos mark arrived before the last frame
+was written. If the upstream message block
 finishes without an eos mark (GNU Radio's ``done`` on the ``system`` port), the block waits
 ``eos_grace_s`` for one, then flushes and finishes the same way. (The block handles ``system``
 itself: GNU Radio's own handler would end it at the next empty work() without a flush.)
@@ -36,6 +39,8 @@ from ._blockutil import RateLimitedLog, stats_to_pmt
 from .packet_pdu import (DONE, FEEDBACK, PDUS, STATS, SYSTEM, BadMessage,
                          eos_frames, is_eos, parse_pdu)
 
+EOS_TAG = pmt.intern("eos")
+
 
 class depacketizer(gr.sync_block):
     """Reassemble frames from packets: tokens + per-codebook states, one frame per item.
@@ -44,11 +49,14 @@ class depacketizer(gr.sync_block):
     clocked: also declare frames lost by wall-clock deadline (live links);
     timeout_ms: deadline after a frame's expected arrival (clocked mode; <= 0: (d_max+1) x 80 ms);
     feedback_interval / feedback_window: frames between loss reports / frames per estimate;
-    stats_interval: frames between stats messages.
+    stats_interval: frames between stats messages;
+    hold_last: keep the newest frame until the next one is final or the stream ends, so that
+    the ``eos`` tag always lands on the last frame (file runs into a recovery that holds a
+    frame back; costs one frame of latency, so leave it off on live links).
     """
 
     def __init__(self, d=1, d_max=1, clocked=False, timeout_ms=0.0, feedback_interval=12,
-                 feedback_window=50, stats_interval=125, eos_grace_s=1.0):
+                 feedback_window=50, stats_interval=125, eos_grace_s=1.0, hold_last=False):
         gr.sync_block.__init__(self, name="largesc_depacketizer", in_sig=None,
                                out_sig=[(np.int32, NUM_CODEBOOKS), (np.uint8, NUM_CODEBOOKS)])
         timeout = timeout_ms / 1000.0 if timeout_ms > 0 else None
@@ -58,6 +66,7 @@ class depacketizer(gr.sync_block):
         self.loss = LossEstimator(window=feedback_window, interval=feedback_interval)
         self.stats_interval = max(1, int(stats_interval))
         self.eos_grace_s = float(eos_grace_s)
+        self.hold_last = bool(hold_last)
         self._tokens = []               # pending frames, filled by the handler, drained by work
         self._states = []
         self._eos = False
@@ -127,18 +136,20 @@ class depacketizer(gr.sync_block):
     def work(self, input_items, output_items):
         if self.clocked and not self._eos:
             self._take(self.ra.tick(time.monotonic()))
-        if not self._tokens and not self._eos and self._upstream_done_at is not None:
+        if len(self._tokens) <= self.hold_last and not self._eos and self._upstream_done_at is not None:
             waited = time.monotonic() - self._upstream_done_at
             if self.nmsgs(PDUS) == 0 and waited >= self.eos_grace_s:
                 self._eos = True
                 self._take(self.ra.flush())
-        n = min(len(self._tokens), len(output_items[0]))
-        if n:
+        n = min(len(self._tokens) - (self.hold_last and not self._eos), len(output_items[0]))
+        if n > 0:
             output_items[0][:n] = self._tokens[:n]
             output_items[1][:n] = self._states[:n]
             del self._tokens[:n], self._states[:n]
+            if self._eos and not self._tokens:          # in-band end of stream for token_recovery
+                self.add_item_tag(0, self.nitems_written(0) + n - 1, EOS_TAG, pmt.PMT_T)
             return n
-        return -1 if self._eos else 0
+        return -1 if self._eos and not self._tokens else 0
 
     def stop(self):
         try:

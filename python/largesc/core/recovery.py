@@ -1,0 +1,235 @@
+"""Token recovery: turn received frames (tokens + per-codebook states) into complete frames.
+
+Every strategy has one interface, frame by frame:
+
+    out = rec.push(tokens, states)   # frame k in -> list of finished frames (0 or 1 item)
+    out += rec.flush()               # end of stream: finish pending frames, then start afresh
+
+A frame is `(tokens int64[8], states uint8[8])` with the `frames.STATE_*` codes. `latency` is
+the number of frames a strategy holds back (0 for the baselines, 1 for `moshi`), so that frame k
+comes out of the push of frame k + latency, or out of `flush()`. Frames always come out complete
+and in order, one per frame pushed. Rules every strategy keeps:
+
+- known tokens (STATE_ORIGINAL / STATE_COPY) are never changed;
+- a filled token lies in [0, 2048) and its state becomes STATE_GENERATED (STATE_FALLBACK when
+  the model failed);
+- a token left unfilled keeps its state (LOST / NOT_SENT) and the value 0; a decoder then uses
+  the prefix `decodable_prefix(states)` (see below).
+
+`fill_not_sent` decides the NOT_SENT codebooks (above the controller's N): True fills them
+(generative bandwidth extension), False leaves them unfilled so the decoder decodes the prefix.
+"""
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+
+from . import frames
+
+K = frames.NUM_CODEBOOKS
+CARD = frames.CODEBOOK_SIZE
+KNOWN = np.array(frames.KNOWN_STATES, dtype=np.uint8)
+DECODABLE = np.array(frames.DECODABLE_STATES, dtype=np.uint8)
+STRATEGIES = ("zero", "repeat", "prefix", "moshi")
+_STATE_COUNTERS = {s: f"tokens_{n}" for s, n in frames.STATE_NAMES.items()}
+
+
+def decodable_prefix(states: np.ndarray) -> int:
+    """Number of leading codebooks a decoder can use: the run of known or filled tokens."""
+    return int(frames.decodable_prefixes(np.asarray(states)[None, :])[0])
+
+
+class Recovery:
+    """Base class: input checks, counters, and the unfilled-token rule. Subclasses fill."""
+
+    name = ""
+    latency = 0
+
+    def __init__(self, *, fill_not_sent: bool = True):
+        self.fill_not_sent = bool(fill_not_sent)
+        self.counters: collections.Counter = collections.Counter()
+
+    # -- public interface -------------------------------------------------------------------
+    def push(self, tokens, states) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Take frame k; return the frames finished by it (frame k - latency, if any)."""
+        t, s = self._check(tokens, states)
+        self.counters["frames_in"] += 1
+        return self._count(self._push(t, s))
+
+    def flush(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Finish the frames held back, then forget the stream (the next push starts a new one)."""
+        out = self._count(self._flush())
+        self.reset()
+        return out
+
+    def reset(self) -> None:
+        """Start a new stream (counters are kept)."""
+
+    def get_stats(self) -> dict:
+        """Counters: frames in/out, tokens by output state, fallbacks and model events."""
+        return {"strategy": self.name, **{k: int(v) for k, v in sorted(self.counters.items())}}
+
+    # -- for subclasses ---------------------------------------------------------------------
+    def _push(self, tokens: np.ndarray, states: np.ndarray) -> list:
+        raise NotImplementedError
+
+    def _flush(self) -> list:
+        return []
+
+    def wanted(self, states: np.ndarray) -> np.ndarray:
+        """Codebooks to fill: unknown ones, minus NOT_SENT ones when fill_not_sent is off."""
+        want = ~np.isin(states, KNOWN)
+        if not self.fill_not_sent:
+            want &= states != frames.STATE_NOT_SENT
+        return want
+
+    @staticmethod
+    def finish(tokens: np.ndarray, states: np.ndarray, filled: np.ndarray, values: np.ndarray,
+               fill_state: int = frames.STATE_GENERATED) -> tuple[np.ndarray, np.ndarray]:
+        """Output frame: known tokens as received, `filled` codebooks from `values`, others 0."""
+        known = np.isin(states, KNOWN)
+        out_t = np.where(known, tokens, 0).astype(np.int64)
+        out_s = states.astype(np.uint8).copy()
+        out_t[filled] = values[filled]
+        out_s[filled] = fill_state
+        return out_t, out_s
+
+    # -- internals --------------------------------------------------------------------------
+    def _check(self, tokens, states) -> tuple[np.ndarray, np.ndarray]:
+        t = np.asarray(tokens, dtype=np.int64).reshape(-1)
+        s = np.asarray(states, dtype=np.int64).reshape(-1)
+        if t.shape != (K,) or s.shape != (K,):
+            raise ValueError(f"a frame has {K} tokens and {K} states, got {t.shape} and {s.shape}")
+        bad_state = (s < 0) | (s > frames.STATE_NOT_SENT)
+        known = np.isin(s, KNOWN)
+        bad_token = known & ((t < 0) | (t >= CARD))
+        if bad_state.any() or bad_token.any():
+            self.counters["bad_input_tokens"] += int(bad_state.sum() + bad_token.sum())
+            s = np.where(bad_state | bad_token, frames.STATE_LOST, s)
+        return np.where(np.isin(s, KNOWN), t, 0), s.astype(np.uint8)
+
+    def _count(self, out: list) -> list:
+        for t, s in out:
+            self.counters["frames_out"] += 1
+            for state, n in zip(*np.unique(s, return_counts=True)):
+                self.counters[_STATE_COUNTERS[int(state)]] += int(n)
+            if (s == frames.STATE_FALLBACK).any():
+                self.counters["frames_fallback"] += 1
+            elif (s == frames.STATE_GENERATED).any():
+                self.counters["frames_generated"] += 1
+            else:
+                self.counters["frames_as_received"] += 1
+        return out
+
+
+class ZeroRecovery(Recovery):
+    """Baseline: every unknown token becomes the fixed code `code`."""
+
+    name = "zero"
+
+    def __init__(self, *, code: int = 0, fill_not_sent: bool = True):
+        super().__init__(fill_not_sent=fill_not_sent)
+        if not 0 <= code < CARD:
+            raise ValueError(f"code must be in [0, {CARD}), got {code}")
+        self.code = code
+
+    def _push(self, tokens, states):
+        return [self.finish(tokens, states, self.wanted(states), np.full(K, self.code))]
+
+
+class RepeatRecovery(Recovery):
+    """Baseline: each unknown token repeats the last token emitted for that codebook."""
+
+    name = "repeat"
+
+    def __init__(self, *, fill_not_sent: bool = True):
+        super().__init__(fill_not_sent=fill_not_sent)
+        self.reset()
+
+    def reset(self) -> None:
+        self.last = np.zeros(K, dtype=np.int64)
+
+    def _push(self, tokens, states):
+        t, s = self.finish(tokens, states, self.wanted(states), self.last)
+        self.last = np.where(np.isin(s, DECODABLE), t, self.last)
+        return [(t, s)]
+
+
+class PrefixRecovery(Recovery):
+    """Baseline: decode only the received prefix of codebooks; nothing is generated.
+
+    The only fill: a frame whose codebook 0 is unknown repeats the last codebook 0, so that a
+    decoder always has a prefix of at least one codebook.
+    """
+
+    name = "prefix"
+
+    def __init__(self):
+        super().__init__(fill_not_sent=False)
+        self.reset()
+
+    def reset(self) -> None:
+        self.last0 = 0
+
+    def _push(self, tokens, states):
+        fill = np.zeros(K, dtype=bool)
+        fill[0] = not np.isin(states[0], KNOWN)
+        t, s = self.finish(tokens, states, fill, np.full(K, self.last0))
+        self.last0 = int(t[0])
+        return [(t, s)]
+
+
+def make_recovery(strategy: str, *, lm=None, fill_not_sent: bool = True, **kwargs) -> Recovery:
+    """Build a strategy by name; `moshi` needs an LM (see `moshi_recovery.MoshiRecovery`)."""
+    if strategy == "zero":
+        return ZeroRecovery(fill_not_sent=fill_not_sent, **kwargs)
+    if strategy == "repeat":
+        return RepeatRecovery(fill_not_sent=fill_not_sent)
+    if strategy == "prefix":
+        return PrefixRecovery()
+    if strategy == "moshi":
+        from .moshi_recovery import MoshiRecovery
+        if lm is None:
+            raise ValueError("strategy 'moshi' needs an LM (lm=...)")
+        return MoshiRecovery(lm, fill_not_sent=fill_not_sent, **kwargs)
+    raise ValueError(f"unknown recovery strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def build_recovery(strategy: str = "moshi", *, profile: str = "tiny", device: str = "cpu",
+                   lora: str | None = None, lm_weights: str | None = None, lm_config: str | None = None,
+                   lm_seed: int = 0, force_cpu: bool = False, fill_not_sent: bool = True,
+                   zero_code: int = 0, **moshi_kwargs) -> Recovery:
+    """A strategy with its model: loads the LM of `profile` (+ LoRA) for `moshi`.
+
+    `moshi_kwargs` go to `MoshiRecovery` (temperature, top_k, seed, deadline_ms, prime_frames,
+    feedback). The full-size profiles refuse to start on CPU unless `force_cpu`.
+    """
+    if strategy == "zero":
+        return ZeroRecovery(code=zero_code, fill_not_sent=fill_not_sent)
+    if strategy != "moshi":
+        return make_recovery(strategy, fill_not_sent=fill_not_sent)
+    from . import lm as lm_mod
+    lm_mod.check_realtime(profile, device, force_cpu)
+    lm = lm_mod.load_lm(profile, weights=lm_weights or None, config=lm_config or None,
+                        lora=lora or None, device=device, seed=lm_seed)
+    return make_recovery("moshi", lm=lm, fill_not_sent=fill_not_sent, **moshi_kwargs)
+
+
+def recover(rec: Recovery, tokens: np.ndarray, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Offline helper: run a whole stream [K, F] through `rec` (push every frame, then flush)."""
+    tokens, states = np.asarray(tokens), np.asarray(states)
+    out = []
+    for f in range(tokens.shape[1]):
+        out += rec.push(tokens[:, f], states[:, f])
+    out += rec.flush()
+    if len(out) != tokens.shape[1]:
+        raise RuntimeError(f"{rec.name}: {len(out)} frames out for {tokens.shape[1]} in")
+    return (np.stack([t for t, _ in out], 1).reshape(K, -1),
+            np.stack([s for _, s in out], 1).reshape(K, -1))
+
+
+def token_accuracy(ref: np.ndarray, out: np.ndarray, mask: np.ndarray) -> float:
+    """Share of positions in `mask` where `out` equals the reference tokens (nan if none)."""
+    mask = np.asarray(mask, dtype=bool)
+    return float((np.asarray(ref)[mask] == np.asarray(out)[mask]).mean()) if mask.any() else float("nan")

@@ -1,0 +1,182 @@
+"""GNU Radio block: token recovery (received frames -> complete frames), one frame per frame.
+
+Inputs: stream 0 = int32 vector of 8 tokens (0 where unknown), stream 1 = uint8 vector of 8
+per-codebook states (frames.STATE_*), as the depacketizer emits them. Outputs: the same two
+streams, complete: filled codebooks carry STATE_GENERATED (or STATE_FALLBACK), known tokens are
+untouched, output frame k is input frame k.
+
+Latency and end of stream. The `moshi` strategy finishes frame k one LM step later (moshi delays
+acoustic codebooks by one step), so the block holds one frame back. GNU Radio tells a block
+nothing when its upstream finishes, so the end of a stream is marked in-band: a stream tag with
+key ``eos`` on the last frame (either input) makes the block finish that frame in the same
+call, pass the tag on with it, and start the next stream afresh. Without the tag the last frame
+of a `moshi` stream stays held back. The baselines (zero, repeat, prefix) hold nothing back.
+
+Input tags are re-emitted at the same item offset (output k = input k); frames with filled
+tokens get a ``generated`` or ``fallback`` tag whose value is the number of such tokens.
+Messages out: ``stats`` (counters, every `stats_interval` frames, at eos and at stop).
+"""
+import threading
+import time
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from ._blockutil import RateLimitedLog, stats_to_pmt
+from .core import frames, torch_env
+from .core.recovery import build_recovery
+
+K = frames.NUM_CODEBOOKS
+EOS = pmt.intern("eos")
+STATS = pmt.intern("stats")
+TAG_GENERATED = pmt.intern("generated")
+TAG_FALLBACK = pmt.intern("fallback")
+
+
+class token_recovery(gr.basic_block):
+    """Fill lost and not-sent tokens with a recovery strategy (zero, repeat, prefix, moshi).
+
+    Args:
+        profile: LM profile for `moshi` (tiny, kyutai-arch, kyutai).
+        strategy: zero | repeat | prefix | moshi.
+        temperature, top_k: sampling (temperature <= 0: greedy).
+        seed: sampling seed (same seed, same input -> same output bytes).
+        device: cpu | cuda | cuda:N | auto.  num_threads: torch threads of this block.
+        lora: LoRA adapter (file or folder, moshi or peft format); '' for none.
+        fill_not_sent: generate codebooks the controller did not send (True) or leave them for
+            a prefix decode (False).
+        deadline_ms: a model step slower than this falls back to repeat (0: no deadline).
+        lm_weights, lm_config: local Moshi LM files instead of the profile's.
+        force_cpu: run a full-size LM on CPU anyway (far slower than real time).
+    """
+
+    def __init__(self, profile="tiny", strategy="moshi", temperature=0.8, top_k=250, seed=0,
+                 device="cpu", num_threads=1, lora="", fill_not_sent=True, deadline_ms=0.0,
+                 lm_weights="", lm_config="", force_cpu=False, stats_interval=125, prime_frames=16,
+                 feedback="masked"):
+        gr.basic_block.__init__(self, name="largesc_token_recovery",
+                                in_sig=[(np.int32, K), (np.uint8, K)],
+                                out_sig=[(np.int32, K), (np.uint8, K)])
+        if int(num_threads) < 1:
+            raise ValueError(f"token_recovery: num_threads must be >= 1, got {num_threads}")
+        self.num_threads = int(num_threads)
+        self.strategy = strategy
+        self.rec = build_recovery(
+            strategy, profile=profile, device=device, lora=lora or None, lm_weights=lm_weights or None,
+            lm_config=lm_config or None, force_cpu=bool(force_cpu), fill_not_sent=bool(fill_not_sent),
+            **({"temperature": float(temperature), "top_k": int(top_k), "seed": int(seed),
+                "deadline_ms": float(deadline_ms), "prime_frames": int(prime_frames), "feedback": feedback}
+               if strategy == "moshi" else {}))
+        self.stats_interval = max(1, int(stats_interval))
+        self.set_tag_propagation_policy(gr.TPP_DONT)
+        self.message_port_register_out(STATS)
+        self._lock = threading.Lock()
+        self._log = RateLimitedLog(self.logger)
+        self._tags: dict[int, list] = {}      # absolute frame index -> [(port, key, value, srcid)]
+        self._emitted = 0                      # frames written so far (= absolute output index)
+        self._time = {"push_ms_total": 0.0, "push_ms_max": 0.0}
+        self._fallbacks_seen = 0
+
+    # -- run-time settings (GRC callbacks) ------------------------------------------------------
+    def set_temperature(self, temperature):
+        with self._lock:
+            if hasattr(self.rec, "sampler"):
+                self.rec.sampler.temperature = float(temperature)
+
+    def set_top_k(self, top_k):
+        with self._lock:
+            if hasattr(self.rec, "sampler"):
+                self.rec.sampler.top_k = int(top_k)
+
+    def set_fill_not_sent(self, fill_not_sent):
+        with self._lock:
+            if self.strategy != "prefix":
+                self.rec.fill_not_sent = bool(fill_not_sent)
+
+    def set_deadline_ms(self, deadline_ms):
+        with self._lock:
+            if hasattr(self.rec, "deadline_ms"):
+                self.rec.deadline_ms = float(deadline_ms)
+
+    # -- counters -----------------------------------------------------------------------------
+    def get_stats(self) -> dict:
+        """Core counters (frames in/out, tokens by state, fallbacks, ...) plus push timing."""
+        with self._lock:
+            stats = self.rec.get_stats()
+            n = max(1, stats.get("frames_in", 0))
+            stats["push_ms_mean"] = round(self._time["push_ms_total"] / n, 3)
+            stats["push_ms_max"] = round(self._time["push_ms_max"], 3)
+            stats["latency_frames"] = self.rec.latency
+            return stats
+
+    def stop(self):
+        self.message_port_pub(STATS, stats_to_pmt(self.get_stats()))
+        return True
+
+    # -- scheduling ---------------------------------------------------------------------------
+    def forecast(self, noutput_items, ninputs):
+        # A held-back frame lets n outputs come from n - latency inputs (at eos); asking for
+        # n inputs would cap noutput at the inputs left and starve the eos flush.
+        return [max(1, noutput_items - self.rec.latency)] * ninputs
+
+    def _tags_in(self, n_in):
+        """Input tags of the next n_in frames: {absolute offset: [(port, key, value, srcid)]}."""
+        found: dict[int, list] = {}
+        for port in (0, 1):
+            for tag in self.get_tags_in_window(port, 0, n_in):
+                found.setdefault(tag.offset, []).append((port, tag.key, tag.value, tag.srcid))
+        return found
+
+    def _write(self, out, j, tokens, states):
+        out[0][j] = tokens
+        out[1][j] = states
+        offset = self.nitems_written(0) + j
+        for port, key, value, srcid in self._tags.pop(self._emitted, []):
+            self.add_item_tag(port, offset, key, value, srcid)
+        n_fb = int((states == frames.STATE_FALLBACK).sum())
+        n_gen = int((states == frames.STATE_GENERATED).sum())
+        if n_fb:
+            self.add_item_tag(0, offset, TAG_FALLBACK, pmt.from_long(n_fb))
+        elif n_gen:
+            self.add_item_tag(0, offset, TAG_GENERATED, pmt.from_long(n_gen))
+        self._emitted += 1
+
+    def general_work(self, input_items, output_items):
+        torch_env.use_threads(self.num_threads)
+        n_in = min(len(input_items[0]), len(input_items[1]))
+        space = min(len(output_items[0]), len(output_items[1]))
+        first = self.nitems_read(0)
+        tags = self._tags_in(n_in)
+        produced = consumed = 0
+        with self._lock:
+            while consumed < n_in:
+                frame_tags = tags.get(first + consumed, [])
+                at_eos = any(pmt.eq(key, EOS) for _, key, _, _ in frame_tags)
+                if produced + 1 + (self.rec.latency if at_eos else 0) > space:
+                    break
+                if frame_tags:      # kept until this frame goes out (output k = input k)
+                    self._tags[first + consumed] = frame_tags
+                t0 = time.perf_counter()
+                done = self.rec.push(input_items[0][consumed], input_items[1][consumed])
+                if at_eos:
+                    done += self.rec.flush()
+                ms = (time.perf_counter() - t0) * 1e3
+                self._time["push_ms_total"] += ms
+                self._time["push_ms_max"] = max(self._time["push_ms_max"], ms)
+                for tokens, states in done:
+                    self._write(output_items, produced, tokens, states)
+                    produced += 1
+                    if self._emitted % self.stats_interval == 0 and not at_eos:
+                        self.message_port_pub(STATS, stats_to_pmt(self.rec.get_stats()))
+                if at_eos:
+                    self.message_port_pub(STATS, stats_to_pmt(self.rec.get_stats()))
+                consumed += 1
+            fallbacks = self.rec.counters.get("fallbacks", 0)
+        if fallbacks > self._fallbacks_seen:
+            self._log.warn("fallback", f"token_recovery: model fell back to repeat "
+                                       f"({fallbacks} steps so far; see get_stats())")
+            self._fallbacks_seen = fallbacks
+        self.consume(0, consumed)
+        self.consume(1, consumed)
+        return produced
