@@ -13,3 +13,5 @@ from .adaptive_controller import adaptive_controller  # noqa: E402
 from .packet_erasure_channel import packet_erasure_channel  # noqa: E402
 from .depacketizer import depacketizer  # noqa: E402
 from .token_recovery import token_recovery  # noqa: E402
+from .largesc_tx import largesc_tx  # noqa: E402
+from .largesc_rx import largesc_rx  # noqa: E402

@@ -1,0 +1,169 @@
+"""GNU Radio hier block: LargeSC receiver (packets in on `pdus` -> audio out).
+
+Chain: `pdus` -> depacketizer (reassembly, one frame per stream item, loss feedback) ->
+token recovery (zero / repeat / prefix / moshi) -> Mimi decoder -> [rational resampler 24 kHz ->
+samp_rate] -> audio.
+
+Message ports (docs/architecture.md): in `pdus` (packets as PDUs, plus the sender's
+end-of-stream PDU), out `feedback` (dict `loss_rate`, for largesc_tx's `feedback` port).
+
+Stream boundary: packets are messages up to the depacketizer and a stream of frames (8 int32
+tokens + 8 uint8 states per item) after it, so everything behind the depacketizer has GNU
+Radio's backpressure; the depacketizer keeps only the frames its output buffer cannot take yet
+(bounded in a file run by largesc_tx.pace_with, and by the real-time source on a live link).
+End of stream: the sender's eos PDU makes the depacketizer flush its d_max wait, emit the frames
+still missing, tag the last frame `eos` (token recovery flushes the frame it holds back) and
+finish, so a file run gives one output frame per input frame. In file mode (clocked False) with
+a recovery that holds a frame back, the depacketizer holds the newest frame until the next one
+is final (hold_last), which makes that tag certain at the cost of one frame of latency.
+"""
+import threading
+
+from gnuradio import blocks
+from gnuradio import filter as gr_filter
+from gnuradio import gr
+
+from .core import frames
+from .largesc_tx import StageTimer, rational_ratio
+
+K = frames.NUM_CODEBOOKS
+RECOVERY_LATENCY = {"zero": 0, "repeat": 0, "prefix": 0, "moshi": 1}
+
+
+class largesc_rx(gr.hier_block2):
+    """LargeSC receiver: PDUs on `pdus` in, float audio at `samp_rate` out.
+
+    Args:
+        samp_rate: output audio rate in Hz; anything but 24000 goes through GNU Radio's rational
+            resampler (filter.rational_resampler_fff).
+        profile: model profile of the Mimi decoder and of the `moshi` recovery LM.
+        d: redundancy (copy) distance the sender uses.  d_max: frames to wait for copies (>= d).
+        recovery: zero | repeat | prefix | moshi (Moshi LM, one frame of delay).
+        num_codebooks: codebooks decoded (a prefix, 1..8).
+        clocked: declare frames lost by wall-clock deadline (live links); False for file runs.
+        timeout_ms: deadline in clocked mode (<= 0: (d_max + 1) x 80 ms).
+        device: torch device (cpu, cuda, auto).  num_threads: torch threads per model block.
+        seed: sampling seed of the recovery (same seed, same input -> same output).
+        temperature, top_k: `moshi` sampling.  lora: LoRA adapter for `moshi` ('' = none).
+        fill_not_sent: also generate the codebooks the sender did not send.
+        deadline_ms: a `moshi` step slower than this falls back to repeat (0: none).
+        mimi_weights: local Mimi safetensors file instead of the profile's ('' = profile).
+        feedback_interval: frames between loss reports on `feedback`.
+        lm_profile: profile of the `moshi` recovery LM if not `profile` ('' = same).
+        frame_by_frame: decode one frame per model call (bit-exact file runs; see largesc_tx).
+    """
+
+    def __init__(self, samp_rate=24000, profile="tiny", d=1, d_max=1, recovery="moshi",
+                 num_codebooks=8, clocked=False, timeout_ms=0.0, device="cpu", num_threads=1,
+                 seed=0, temperature=0.8, top_k=250, lora="", fill_not_sent=True, deadline_ms=0.0,
+                 mimi_weights="", feedback_interval=12, lm_profile="", frame_by_frame=False):
+        gr.hier_block2.__init__(self, "largesc_rx", gr.io_signature(0, 0, 0),
+                                gr.io_signature(1, 1, gr.sizeof_float))
+        from .depacketizer import depacketizer
+        from .mimi_decoder import mimi_decoder
+        from .token_recovery import token_recovery
+        if recovery not in RECOVERY_LATENCY:
+            raise ValueError(f"recovery must be one of {', '.join(RECOVERY_LATENCY)}, got {recovery!r}")
+        if int(d_max) < int(d):
+            raise ValueError(f"d_max ({d_max}) must be >= d ({d})")
+        self.log = gr.logger("largesc.rx")       # hier_block2 has no .logger in GNU Radio 3.10.5
+        self._lock = threading.Lock()
+        self.samp_rate = int(samp_rate)
+        interp, decim = rational_ratio(samp_rate)      # samp_rate -> 24 kHz; back is decim/interp
+        self.d, self.d_max, self.recovery_name = int(d), int(d_max), recovery
+        self.clocked = bool(clocked)
+        self.hold_last = not self.clocked and RECOVERY_LATENCY[recovery] > 0
+
+        self.depacketizer = depacketizer(d=d, d_max=d_max, clocked=clocked, timeout_ms=timeout_ms,
+                                         feedback_interval=feedback_interval,
+                                         hold_last=self.hold_last)
+        self.recovery = token_recovery(profile=lm_profile or profile, strategy=recovery, temperature=temperature,
+                                       top_k=top_k, seed=seed, device=device, num_threads=num_threads,
+                                       lora=lora, fill_not_sent=fill_not_sent, deadline_ms=deadline_ms)
+        self.decoder = mimi_decoder(profile=profile, num_codebooks=num_codebooks,
+                                    samp_rate=frames.SAMPLE_RATE, device=device,
+                                    num_threads=num_threads, mimi_weights=mimi_weights)
+        if frame_by_frame:
+            self.decoder.set_max_noutput_items(frames.FRAME_SAMPLES)
+        self.timers = {"decode": StageTimer()}
+        self.decoder.codec.stream_decode = self.timers["decode"].wrap(self.decoder.codec.stream_decode)
+        self.states_sink = blocks.null_sink(K)          # uint8 x 8 per frame
+        self.connect((self.depacketizer, 0), (self.recovery, 0), (self.decoder, 0))
+        self.connect((self.depacketizer, 1), (self.recovery, 1), (self.states_sink, 0))
+        if interp == decim:
+            self.resampler = None
+            self.connect(self.decoder, self)
+        else:
+            self.resampler = gr_filter.rational_resampler_fff(interpolation=decim, decimation=interp,
+                                                              taps=[], fractional_bw=0)
+            self.connect(self.decoder, self.resampler, self)
+
+        self.message_port_register_hier_in("pdus")
+        self.msg_connect(self, "pdus", self.depacketizer, "pdus")
+        self.message_port_register_hier_out("feedback")
+        self.msg_connect(self.depacketizer, "feedback", self, "feedback")
+        self._progress = (0, 0)
+
+    # ------------------------------------------------------------ callbacks (GRC)
+    def set_num_codebooks(self, num_codebooks):
+        """Decode only the first k codebooks (1..8) from the next frame on."""
+        with self._lock:
+            self.decoder.set_num_codebooks(int(num_codebooks))
+
+    def set_temperature(self, temperature):
+        """`moshi` sampling temperature (<= 0: greedy); no effect on the baselines."""
+        with self._lock:
+            self.recovery.set_temperature(float(temperature))
+
+    def set_top_k(self, top_k):
+        """`moshi` top-k sampling; no effect on the baselines."""
+        with self._lock:
+            self.recovery.set_top_k(int(top_k))
+
+    def set_fill_not_sent(self, fill_not_sent):
+        """Generate the codebooks the sender did not send (True) or leave them out (False)."""
+        with self._lock:
+            self.recovery.set_fill_not_sent(bool(fill_not_sent))
+
+    def set_deadline_ms(self, deadline_ms):
+        """`moshi` step deadline in ms (0: none); slower steps fall back to repeat."""
+        with self._lock:
+            self.recovery.set_deadline_ms(float(deadline_ms))
+
+    # ------------------------------------------------------------ flow control
+    def progress(self):
+        """(frames taken out of the depacketizer so far, frames waiting in it); any thread."""
+        try:
+            s = self.depacketizer.get_stats()
+            self._progress = (int(s["frames_out"]) - int(s["pending_frames"]), int(s["pending_frames"]))
+        except Exception:                                   # noqa: BLE001 - racing the handler
+            pass
+        return self._progress
+
+    # ------------------------------------------------------------ counters
+    def get_stats(self):
+        """{'depacketizer', 'recovery', 'decoder', 'compute'}: each block's counters and the
+        compute time of recovery and decode (per frame)."""
+        rec = self.recovery.get_stats()
+        dec = self.decoder.get_stats()
+        n = rec.get("frames_in", 0)
+        compute = {"recovery": {"calls": n, "total_ms": round(rec.get("push_ms_mean", 0.0) * n, 3),
+                                "ms_per_frame": rec.get("push_ms_mean", 0.0),
+                                "max_call_ms": rec.get("push_ms_max", 0.0)},
+                   "decode": self.timers["decode"].as_dict(dec["frames"])}
+        return {"depacketizer": self.depacketizer.get_stats(), "recovery": rec, "decoder": dec,
+                "compute": compute}
+
+    def algorithmic_latency_ms(self):
+        """{stage: ms} of the delay the RX adds by design (not compute). The redundancy wait
+        applies to lost frames only (a received frame is released at once)."""
+        fr = frames.FRAME_SECONDS * 1e3
+        out = {"redundancy wait (lost frames)": self.d_max * fr,
+               "hold last frame (file runs only)": fr if self.hold_last else 0.0,
+               "recovery": RECOVERY_LATENCY[self.recovery_name] * fr,
+               "decoder": 0.0, "resampler (out)": 0.0}
+        if self.resampler is not None:
+            taps = len(self.resampler.taps())
+            out["resampler (out)"] = (taps - 1) / 2 / self.resampler.interpolation() \
+                / frames.SAMPLE_RATE * 1e3
+        return out

@@ -1,0 +1,112 @@
+"""`gr-largesc run` (run_app): whole loopback on a short wav, headless, tiny profile."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gnuradio.largesc import run_app
+from gnuradio.largesc.core import audio_io
+
+CLIP = Path(run_app.__file__).resolve().parent / "data" / "speech_librivox_16k.wav"
+
+
+@pytest.fixture(scope="module")
+def short_wav(tmp_path_factory):
+    """First 3 s of the bundled clip (16 kHz): 37.5 frames, so the last frame is partial."""
+    x, rate = audio_io.read_wav(CLIP)
+    path = tmp_path_factory.mktemp("wav") / "short.wav"
+    audio_io.write_wav(path, x[: 3 * rate], rate)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_wav(short_wav):
+    """First 1 s of the clip, for the runs that use the (slower) moshi recovery."""
+    x, rate = audio_io.read_wav(short_wav)
+    path = short_wav.parent / "tiny.wav"
+    audio_io.write_wav(path, x[:rate], rate)
+    return path
+
+
+def opts(wav, out, **kw):
+    """Run options; `batch` (several frames per codec call) is faster, but not bit-exact."""
+    return {"input": str(wav), "output": str(out), "profile": "tiny", "quiet": True, "batch": True,
+            **kw}
+
+
+def test_lossless_run_loses_nothing_and_keeps_the_length(short_wav, tmp_path):
+    s = run_app.run(opts(short_wav, tmp_path / "a.wav", loss=0.0, recovery="zero"))
+    y, rate = audio_io.read_wav(tmp_path / "a.wav")
+    x, rate_in = audio_io.read_wav(short_wav)
+    assert (rate, len(y)) == (rate_in, len(x))
+    assert s["frames_lost"] == 0 and s["packets_dropped"] == 0
+    assert s["frames"] == s["packets"] == s["frames_out"] >= 38
+    assert s["payload_bits"] > 0 and s["header_bits"] > 0
+    assert s["payload_bps"] <= 1100.0
+    assert set(s["tokens"]) >= {"original"}
+    assert s["latency"]["algorithmic_ms"]["frame buffering"] == 80.0
+    assert s["latency"]["compute_ms_per_frame"]["encode"]["ms_per_frame"] > 0
+
+
+def test_lossy_run_loses_about_p(short_wav, tmp_path):
+    s = run_app.run(opts(short_wav, tmp_path / "b.wav", loss=0.3, recovery="repeat", seed=4))
+    n = s["frames_out"]
+    # 40 frames, Bernoulli(0.3): 3 sigma = 0.22; copies can only lower the frame loss
+    assert abs(s["channel_loss"] - 0.3) < 0.22
+    assert s["lost_fraction"] <= s["channel_loss"] + 1e-9
+    assert s["frames_lost"] == s["packets_dropped"] - s["frames_with_copies"]
+    assert 0 < s["frames_lost"] < n
+    assert s["tokens"].get("generated", 0) > 0
+
+
+def test_same_seed_same_bytes(tiny_wav, tmp_path):
+    a, b, c = (tmp_path / f"{k}.wav" for k in "abc")
+    run_app.run(opts(tiny_wav, a, loss=0.3, recovery="moshi", seed=7, batch=False))
+    run_app.run(opts(tiny_wav, b, loss=0.3, recovery="moshi", seed=7, batch=False))
+    run_app.run(opts(tiny_wav, c, loss=0.3, recovery="moshi", seed=8, batch=False))
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() != c.read_bytes()
+
+
+def test_main_json_and_progress(short_wav, tmp_path, capsys):
+    rc = run_app.main(["--in", str(short_wav), "--out", str(tmp_path / "d.wav"), "--profile", "tiny",
+                       "--loss", "0.2", "--loss-model", "gilbert", "--burst", "3",
+                       "--recovery", "zero", "--json", "--stats-interval", "0.5"])
+    assert rc == 0
+    cap = capsys.readouterr()
+    s = json.loads(cap.out)
+    assert s["loss_model"] == "gilbert" and s["frames"] >= 38
+    assert "gr-largesc run:" in cap.err
+    lines = [json.loads(ln) for ln in cap.err.splitlines() if ln.startswith("{")]
+    if lines:                                       # a run shorter than the interval prints none
+        assert set(lines[-1]["stats"]) == {"tx", "channel", "rx"}
+
+
+def test_table_output_and_errors(short_wav, tmp_path, capsys):
+    assert run_app.main(["--in", str(short_wav), "--out", str(tmp_path / "e.wav"),
+                         "--recovery", "zero", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "| payload bits / bps |" in out and "| latency stage |" in out
+    assert run_app.main(["--in", str(tmp_path / "missing.wav"), "--quiet"]) == 2
+    assert run_app.main(["--in", str(short_wav), "--loss-model", "trace", "--quiet"]) == 2
+    with pytest.raises(ValueError):
+        run_app.run({"bogus": 1})
+
+
+def test_output_at_mimi_rate(short_wav, tmp_path):
+    s = run_app.run(opts(short_wav, tmp_path / "g.wav", recovery="zero", out_rate=24000))
+    y, rate = audio_io.read_wav(tmp_path / "g.wav")
+    x, rate_in = audio_io.read_wav(short_wav)
+    assert (rate, len(y)) == (24000, len(x) * 24000 // rate_in)
+    assert s["output_rate"] == 24000 and s["output_samples"] == len(y)
+
+
+def test_trace_model(short_wav, tmp_path):
+    trace = tmp_path / "trace.txt"
+    trace.write_text("0\n0\n1\n" * 20)
+    s = run_app.run(opts(short_wav, tmp_path / "f.wav", loss_model="trace", trace=str(trace),
+                         recovery="zero"))
+    assert s["packets_dropped"] == s["packets"] // 3
+    y, _ = audio_io.read_wav(tmp_path / "f.wav")
+    assert np.isfinite(y).all()
