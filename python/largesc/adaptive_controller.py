@@ -8,7 +8,8 @@ blocks. The block drives a core ``AdaptiveController`` (decisions) and a core ``
 
 Inputs: stream 0 = int32 vector of 8 tokens per 80 ms frame, stream 1 = float32 latent
 activity (dB) of the frame. Messages in: ``feedback`` (dict with ``loss_rate``, e.g. from the
-depacketizer), ``ctrl`` (dict of bandwidth_bps / loss_rate / dtx). Messages out: ``pdus``
+depacketizer; a report expires after ``feedback_timeout`` frames without a new one, see
+core.controller.LossRateInput), ``ctrl`` (dict of bandwidth_bps / loss_rate / dtx). Messages out: ``pdus``
 (one PDU per packet; metadata ``seq``, ``epoch``, ``frame``, ``n_send``, ``n_repeat``,
 ``importance``, ``payload_bits``, ``overhead_bits`` = header + CRC + pad; an end-of-stream
 mark ``eos`` when the flowgraph stops), ``stats``.
@@ -20,26 +21,65 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from .core.controller import AdaptiveController
-from .core.frames import CODEBOOK_SIZE, FRAME_RATE, NUM_CODEBOOKS
-from .core.packet import EPOCH_MOD, SEQ_MOD, Packetizer, bit_budget
+from . import _params as P
+from .core.controller import (DEFAULT_FEEDBACK_TIMEOUT, MAX_TOKENS, MIN_TOKENS, AdaptiveController,
+                              LossRateInput)
+from .core.frames import CODEBOOK_SIZE, FRAME_RATE, NUM_CODEBOOKS, TOKEN_BPS
+from .core.packet import EPOCH_MOD, MAX_FPP, SEQ_MOD, Packetizer, bit_budget
 from ._blockutil import RateLimitedLog, stats_to_pmt
 from .packet_pdu import CTRL, FEEDBACK, PDUS, STATS, eos_pdu, make_pdu
+
+
+NAME = "adaptive_controller"
+MIN_BPS = MIN_TOKENS * TOKEN_BPS            # 550 bps: 4 tokens per frame
+MAX_BPS = MAX_TOKENS * TOKEN_BPS            # 2062.5 bps: 8 originals + 7 copies per frame
+MAX_WINDOW = 1000                           # frames (80 s)
+
+
+def check_bandwidth(block, value, name="bandwidth_bps"):
+    return P.check_float(block, name, value, MIN_BPS, MAX_BPS, what="bps")
+
+
+def check_loss_rate(block, value, name="loss_rate"):
+    return P.check_float(block, name, value, 0.0, 1.0)
 
 
 class adaptive_controller(gr.sync_block):
     """Per frame: choose N (codebooks sent) and R (codebooks of frame n-d repeated), build a packet.
 
-    bandwidth_bps: payload budget B (>= 550); d: copy distance (frames); loss_rate: p used
-    until (or, with use_feedback False, instead of) receiver feedback; dtx / dtx_tokens:
-    non-speech frames send dtx_tokens (< 4); window: frames over which the mean rate <= B;
-    frames_per_packet: frames grouped per packet (needs d >= frames_per_packet); epoch: 0..3,
-    or -1 for a random epoch (tells a restarted sender apart); stats_interval: frames between
-    ``stats`` messages.
+    Parameters (checked at construction and by the setters; a bad value raises ValueError
+    naming it):
+    bandwidth_bps: payload budget B in [550, 2062.5] bps (4..15 tokens per frame; a value above
+    2062.5 is an error, not a cap: no allocation can use it); d: copy distance 1..8 frames;
+    loss_rate: p in [0, 1], used until (or, with use_feedback False, instead of) receiver
+    feedback; dtx / dtx_tokens: non-speech frames send dtx_tokens in 0..3 (0: nothing but the
+    header); window: 1..1000 frames over which the mean rate <= B; frames_per_packet: 1..8
+    frames grouped per packet (needs d >= frames_per_packet); epoch: 0..3, or -1 for a random
+    epoch (tells a restarted sender apart); stats_interval: 1..10**6 frames between ``stats``
+    messages; feedback_timeout: 0..10**6 frames a feedback report holds; when the feedback
+    channel stays silent that long the controller goes back to the configured loss_rate (the
+    safe default; counted as ``feedback_expired``); 0 = a report holds until the next one.
     """
 
     def __init__(self, bandwidth_bps=1100.0, d=1, loss_rate=0.0, use_feedback=True, dtx=False,
-                 dtx_tokens=1, window=25, frames_per_packet=1, epoch=-1, stats_interval=125):
+                 dtx_tokens=1, window=25, frames_per_packet=1, epoch=-1, stats_interval=125,
+                 feedback_timeout=DEFAULT_FEEDBACK_TIMEOUT):
+        bandwidth_bps = check_bandwidth(NAME, bandwidth_bps)
+        d = P.check_int(NAME, "d", d, 1, P.MAX_D, "frames")
+        loss_rate = check_loss_rate(NAME, loss_rate)
+        use_feedback = P.check_bool(NAME, "use_feedback", use_feedback)
+        dtx = P.check_bool(NAME, "dtx", dtx)
+        dtx_tokens = P.check_int(NAME, "dtx_tokens", dtx_tokens, 0, MIN_TOKENS - 1)
+        window = P.check_int(NAME, "window", window, 1, MAX_WINDOW, "frames")
+        frames_per_packet = P.check_int(NAME, "frames_per_packet", frames_per_packet, 1, MAX_FPP)
+        if frames_per_packet > d:
+            P.fail(NAME, "frames_per_packet", f"<= d = {d} (a copy never shares a packet with "
+                   f"its original)", frames_per_packet)
+        epoch = P.check_int(NAME, "epoch", epoch, -1, EPOCH_MOD - 1, "-1: random")
+        stats_interval = P.check_int(NAME, "stats_interval", stats_interval, 1,
+                                     P.MAX_STATS_INTERVAL, "frames")
+        feedback_timeout = P.check_int(NAME, "feedback_timeout", feedback_timeout, 0,
+                                       P.MAX_STATS_INTERVAL, "frames; 0: never expires")
         gr.sync_block.__init__(self, name="largesc_adaptive_controller",
                                in_sig=[(np.int32, NUM_CODEBOOKS), np.float32], out_sig=None)
         self._lock = threading.Lock()
@@ -48,9 +88,9 @@ class adaptive_controller(gr.sync_block):
         if epoch < 0:
             epoch = random.SystemRandom().randrange(EPOCH_MOD)
         self.pkt = Packetizer(d=d, epoch=epoch, fpp=frames_per_packet)
-        self.loss_rate = float(loss_rate)
-        self.use_feedback = bool(use_feedback)
-        self.stats_interval = max(1, int(stats_interval))
+        self.loss = LossRateInput(loss_rate, feedback_timeout)
+        self.use_feedback = use_feedback
+        self.stats_interval = stats_interval
         self._eos_sent = False
         self._group_meta = None
         self.counters = {"feedback_msgs": 0, "ctrl_msgs": 0, "bad_messages": 0, "bad_tokens": 0}
@@ -62,21 +102,39 @@ class adaptive_controller(gr.sync_block):
         self.message_port_register_out(PDUS)
         self.message_port_register_out(STATS)
 
+    @property
+    def use_feedback(self):
+        """Follow receiver reports (True) or use the configured loss_rate only (False)."""
+        return self._use_feedback
+
+    @use_feedback.setter
+    def use_feedback(self, on):
+        self._use_feedback = P.check_bool(NAME, "use_feedback", on)
+        if not self._use_feedback:
+            self.loss.feedback = None          # the configured value applies from the next frame
+
+    @property
+    def loss_rate(self):
+        """p used for the next frame: the latest unexpired feedback report, else the configured value."""
+        return self.loss.value
+
     # ------------------------------------------------------------ callbacks
     def set_bandwidth(self, bandwidth_bps):
+        """Payload budget B in [550, 2062.5] bps, from the next frame on."""
+        b = check_bandwidth(NAME, bandwidth_bps)
         with self._lock:
-            self.ctl.set_bandwidth(bandwidth_bps)
+            self.ctl.set_bandwidth(b)
 
     def set_loss_rate(self, loss_rate):
-        p = float(loss_rate)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError("loss_rate must be in [0, 1]")
+        """Configured p in [0, 1]; applies from the next frame until the next feedback report."""
+        p = check_loss_rate(NAME, loss_rate)
         with self._lock:
-            self.loss_rate = p
+            self.loss.set_configured(p)
 
     def set_dtx(self, dtx):
+        dtx = P.check_bool(NAME, "dtx", dtx)
         with self._lock:
-            self.ctl.dtx = bool(dtx)
+            self.ctl.dtx = dtx
 
     def handle_feedback(self, msg):
         """`feedback` port: dict PMT with `loss_rate` in [0, 1]; anything else is dropped."""
@@ -92,25 +150,28 @@ class adaptive_controller(gr.sync_block):
         self.counters["feedback_msgs"] += 1
         if self.use_feedback:
             with self._lock:
-                self.loss_rate = p
+                self.loss.report(p)
 
     def handle_ctrl(self, msg):
         """`ctrl` port: dict PMT with any of bandwidth_bps, loss_rate, dtx (as the setters).
 
-        All values are checked before any is applied; a bad message changes nothing.
+        All values are checked (same ranges as the parameters) before any is applied; a bad
+        message changes nothing.
         """
-        checks = {"bandwidth_bps": lambda v: isinstance(v, (int, float)) and v >= 550.0,
-                  "loss_rate": lambda v: isinstance(v, (int, float)) and 0.0 <= v <= 1.0,
-                  "dtx": lambda v: isinstance(v, bool)}
+        checks = {"bandwidth_bps": check_bandwidth, "loss_rate": check_loss_rate,
+                  "dtx": lambda block, v: v if isinstance(v, bool) else P.fail(block, "dtx", "a bool", v)}
         try:
             items = pmt.to_python(msg) if pmt.is_dict(msg) else None
-        except Exception:                                   # noqa: BLE001 - hostile input
-            items = None
-        if not isinstance(items, dict) or not items or \
-                not all(k in checks and checks[k](v) for k, v in items.items()):
+            if not isinstance(items, dict) or not items:
+                raise ValueError("not a non-empty dict")
+            for k, v in items.items():
+                if k not in checks:
+                    raise ValueError(f"unknown key {k!r}")
+                checks[k](NAME + " ctrl", v)
+        except Exception as exc:                            # noqa: BLE001 - hostile input
             self.counters["bad_messages"] += 1
-            self._log.warn("ctrl", "dropped a ctrl message (want bandwidth_bps >= 550, "
-                           "loss_rate in [0, 1], dtx bool)")
+            self._log.warn("ctrl", f"dropped a ctrl message ({exc}; want bandwidth_bps in "
+                           f"[550, 2062.5], loss_rate in [0, 1], dtx bool)")
             return
         if "bandwidth_bps" in items:
             self.set_bandwidth(items["bandwidth_bps"])
@@ -131,7 +192,7 @@ class adaptive_controller(gr.sync_block):
                     self.counters["bad_tokens"] += 1
                     self._log.warn("tokens", "token out of [0, 2048) from the encoder; clipped")
                     row = np.clip(row, 0, CODEBOOK_SIZE - 1)
-                a = self.ctl.step(float(act[i]), self.loss_rate)
+                a = self.ctl.step(float(act[i]), self.loss.tick())
                 frame = self.pkt.frame_index
                 if self._group_meta is None:
                     self._group_meta = {"seq": frame % SEQ_MOD, "frame": frame, "allocs": []}
@@ -176,6 +237,9 @@ class adaptive_controller(gr.sync_block):
         f = max(1, c["frames"])
         c["payload_bps"] = c["payload_bits"] * FRAME_RATE / f
         c["overhead_bps"] = c["overhead_bits"] * FRAME_RATE / f
-        c["loss_rate"] = self.loss_rate
+        c["loss_rate"] = self.loss.value
+        c["loss_rate_configured"] = self.loss.configured
+        c["feedback_active"] = int(self.loss.from_feedback)
+        c["feedback_expired"] = self.loss.counters["expired"]
         c["bandwidth_bps"] = self.ctl.bandwidth_bps
         return c

@@ -35,21 +35,29 @@ from gnuradio import gr
 from .core.feedback import LossEstimator
 from .core.frames import FRAME_SECONDS, NUM_CODEBOOKS
 from .core.reassembly import Reassembler
+from . import _params as P
 from ._blockutil import RateLimitedLog, stats_to_pmt
 from .packet_pdu import (DONE, FEEDBACK, PDUS, STATS, SYSTEM, BadMessage,
                          eos_frames, is_eos, parse_pdu)
 
 EOS_TAG = pmt.intern("eos")
+NAME = "depacketizer"
+MAX_TIMEOUT_MS = 60000.0            # clocked-mode deadline (1 min)
+MAX_FEEDBACK_FRAMES = 10 ** 4       # feedback interval / window (frames; 13 min)
 
 
 class depacketizer(gr.sync_block):
     """Reassemble frames from packets: tokens + per-codebook states, one frame per item.
 
-    d: copy distance used by the sender; d_max: frames to wait for copies (>= d);
+    Parameters (checked at construction; a bad value raises ValueError naming it):
+    d: copy distance used by the sender, 1..8 frames; d_max: frames to wait for copies,
+    d..64 (a d_max below d is an error, not raised silently);
     clocked: also declare frames lost by wall-clock deadline (live links);
-    timeout_ms: deadline after a frame's expected arrival (clocked mode; <= 0: (d_max+1) x 80 ms);
-    feedback_interval / feedback_window: frames between loss reports / frames per estimate;
-    stats_interval: frames between stats messages;
+    timeout_ms: deadline after a frame's expected arrival (clocked mode), 0..60000 ms
+    (0: (d_max+1) x 80 ms);
+    feedback_interval / feedback_window: 1..10**4 frames between loss reports / per estimate;
+    stats_interval: 1..10**6 frames between stats messages;
+    eos_grace_s: 0..3600 s to wait for the eos mark after upstream finished;
     hold_last: keep the newest frame until the next one is final or the stream ends, so that
     the ``eos`` tag always lands on the last frame (file runs into a recovery that holds a
     frame back; costs one frame of latency, so leave it off on live links).
@@ -57,16 +65,31 @@ class depacketizer(gr.sync_block):
 
     def __init__(self, d=1, d_max=1, clocked=False, timeout_ms=0.0, feedback_interval=12,
                  feedback_window=50, stats_interval=125, eos_grace_s=1.0, hold_last=False):
+        d = P.check_int(NAME, "d", d, 1, P.MAX_D, "frames")
+        d_max = P.check_int(NAME, "d_max", d_max, 1, P.MAX_D_MAX, "frames")
+        if d_max < d:
+            P.fail(NAME, "d_max", f">= d = {d} (frames to wait for a copy sent d frames later)", d_max)
+        clocked = P.check_bool(NAME, "clocked", clocked)
+        timeout_ms = P.check_float(NAME, "timeout_ms", timeout_ms, 0.0, MAX_TIMEOUT_MS,
+                                   what="ms; 0: (d_max + 1) x 80 ms")
+        feedback_interval = P.check_int(NAME, "feedback_interval", feedback_interval, 1,
+                                        MAX_FEEDBACK_FRAMES, "frames")
+        feedback_window = P.check_int(NAME, "feedback_window", feedback_window, 1,
+                                      MAX_FEEDBACK_FRAMES, "frames")
+        stats_interval = P.check_int(NAME, "stats_interval", stats_interval, 1,
+                                     P.MAX_STATS_INTERVAL, "frames")
+        eos_grace_s = P.check_float(NAME, "eos_grace_s", eos_grace_s, 0.0, P.MAX_GRACE_S, what="s")
+        hold_last = P.check_bool(NAME, "hold_last", hold_last)
         gr.sync_block.__init__(self, name="largesc_depacketizer", in_sig=None,
                                out_sig=[(np.int32, NUM_CODEBOOKS), (np.uint8, NUM_CODEBOOKS)])
         timeout = timeout_ms / 1000.0 if timeout_ms > 0 else None
-        self.clocked = bool(clocked)
-        self.ra = Reassembler(d=d, d_max=max(d, d_max), clocked=self.clocked,
+        self.clocked = clocked
+        self.ra = Reassembler(d=d, d_max=d_max, clocked=self.clocked,
                               frame_period=FRAME_SECONDS, timeout=timeout)
         self.loss = LossEstimator(window=feedback_window, interval=feedback_interval)
-        self.stats_interval = max(1, int(stats_interval))
-        self.eos_grace_s = float(eos_grace_s)
-        self.hold_last = bool(hold_last)
+        self.stats_interval = stats_interval
+        self.eos_grace_s = eos_grace_s
+        self.hold_last = hold_last
         self._tokens = []               # pending frames, filled by the handler, drained by work
         self._states = []
         self._eos = False

@@ -23,11 +23,13 @@ from gnuradio import blocks
 from gnuradio import filter as gr_filter
 from gnuradio import gr
 
+from . import _params as P
 from .core import frames
-from .largesc_tx import StageTimer, rational_ratio
+from .largesc_tx import StageTimer, check_samp_rate, rational_ratio
 
 K = frames.NUM_CODEBOOKS
 RECOVERY_LATENCY = {"zero": 0, "repeat": 0, "prefix": 0, "moshi": 1}
+NAME = "largesc_rx"
 
 
 class largesc_rx(gr.hier_block2):
@@ -41,7 +43,7 @@ class largesc_rx(gr.hier_block2):
         recovery: zero | repeat | prefix | moshi (Moshi LM, one frame of delay).
         num_codebooks: codebooks decoded (a prefix, 1..8).
         clocked: declare frames lost by wall-clock deadline (live links); False for file runs.
-        timeout_ms: deadline in clocked mode (<= 0: (d_max + 1) x 80 ms).
+        timeout_ms: deadline in clocked mode, 0..60000 ms (0: (d_max + 1) x 80 ms).
         device: torch device (cpu, cuda, auto).  num_threads: torch threads per model block.
         seed: sampling seed of the recovery (same seed, same input -> same output).
         temperature, top_k: `moshi` sampling.  lora: LoRA adapter for `moshi` ('' = none).
@@ -51,21 +53,48 @@ class largesc_rx(gr.hier_block2):
         feedback_interval: frames between loss reports on `feedback`.
         lm_profile: profile of the `moshi` recovery LM if not `profile` ('' = same).
         frame_by_frame: decode one frame per model call (bit-exact file runs; see largesc_tx).
+
+    Ranges (checked before anything is built; a bad value raises ValueError naming it):
+    samp_rate 1000..384000 Hz (resampling ratio <= 1000), d 1..8, d_max d..64,
+    num_codebooks 1..8, timeout_ms 0..60000, num_threads 1..64, seed 0..2**32-1,
+    temperature 0..10, top_k 0..2048, deadline_ms 0..10000, feedback_interval 1..10**4,
+    lm_profile '' | tiny | kyutai-arch | kyutai (needed for `moshi` when profile is mini),
+    mimi_weights / lora: '' or an existing safetensors file (lora: or folder).
     """
 
     def __init__(self, samp_rate=24000, profile="tiny", d=1, d_max=1, recovery="moshi",
                  num_codebooks=8, clocked=False, timeout_ms=0.0, device="cpu", num_threads=1,
                  seed=0, temperature=0.8, top_k=250, lora="", fill_not_sent=True, deadline_ms=0.0,
                  mimi_weights="", feedback_interval=12, lm_profile="", frame_by_frame=False):
+        from .depacketizer import MAX_FEEDBACK_FRAMES, MAX_TIMEOUT_MS
+        from .mimi_encoder import check_codec_params
+        from .token_recovery import LM_PROFILES, check_recovery_params
+        samp_rate = check_samp_rate(NAME, samp_rate)
+        check_codec_params(NAME, profile, frames.SAMPLE_RATE, device, num_threads, mimi_weights, 1)
+        d = P.check_int(NAME, "d", d, 1, P.MAX_D, "frames")
+        d_max = P.check_int(NAME, "d_max", d_max, 1, P.MAX_D_MAX, "frames")
+        if d_max < d:
+            P.fail(NAME, "d_max", f">= d = {d}", d_max)
+        P.check_choice(NAME, "recovery", recovery, tuple(RECOVERY_LATENCY))
+        P.check_int(NAME, "num_codebooks", num_codebooks, 1, K)
+        clocked = P.check_bool(NAME, "clocked", clocked)
+        P.check_float(NAME, "timeout_ms", timeout_ms, 0.0, MAX_TIMEOUT_MS, what="ms; 0: (d_max + 1) x 80 ms")
+        if lm_profile != "":
+            P.check_choice(NAME, "lm_profile", lm_profile, ("",) + LM_PROFILES)
+        elif recovery == "moshi" and profile not in LM_PROFILES:
+            P.fail(NAME, "lm_profile", f"one of {', '.join(LM_PROFILES)} for recovery 'moshi' "
+                   f"with profile {profile!r} (that profile has no LM)", lm_profile)
+        check_recovery_params(NAME, lm_profile or profile, recovery, temperature, top_k, seed, device,
+                              num_threads, lora, fill_not_sent, deadline_ms, "", "", False,
+                              profile_name="lm_profile" if lm_profile else "profile",
+                              strategy_name="recovery")
+        P.check_int(NAME, "feedback_interval", feedback_interval, 1, MAX_FEEDBACK_FRAMES, "frames")
+        frame_by_frame = P.check_bool(NAME, "frame_by_frame", frame_by_frame)
         gr.hier_block2.__init__(self, "largesc_rx", gr.io_signature(0, 0, 0),
                                 gr.io_signature(1, 1, gr.sizeof_float))
         from .depacketizer import depacketizer
         from .mimi_decoder import mimi_decoder
         from .token_recovery import token_recovery
-        if recovery not in RECOVERY_LATENCY:
-            raise ValueError(f"recovery must be one of {', '.join(RECOVERY_LATENCY)}, got {recovery!r}")
-        if int(d_max) < int(d):
-            raise ValueError(f"d_max ({d_max}) must be >= d ({d})")
         self.log = gr.logger("largesc.rx")       # hier_block2 has no .logger in GNU Radio 3.10.5
         self._lock = threading.Lock()
         self.samp_rate = int(samp_rate)
@@ -107,28 +136,36 @@ class largesc_rx(gr.hier_block2):
     # ------------------------------------------------------------ callbacks (GRC)
     def set_num_codebooks(self, num_codebooks):
         """Decode only the first k codebooks (1..8) from the next frame on."""
+        k = P.check_int(NAME, "num_codebooks", num_codebooks, 1, K)
         with self._lock:
-            self.decoder.set_num_codebooks(int(num_codebooks))
+            self.decoder.set_num_codebooks(k)
 
     def set_temperature(self, temperature):
-        """`moshi` sampling temperature (<= 0: greedy); no effect on the baselines."""
+        """`moshi` sampling temperature in [0, 10] (0: greedy); no effect on the baselines."""
+        from .token_recovery import check_temperature
+        t = check_temperature(NAME, temperature)
         with self._lock:
-            self.recovery.set_temperature(float(temperature))
+            self.recovery.set_temperature(t)
 
     def set_top_k(self, top_k):
-        """`moshi` top-k sampling; no effect on the baselines."""
+        """`moshi` top-k sampling, 0..2048 (0: no cut); no effect on the baselines."""
+        from .token_recovery import check_top_k
+        k = check_top_k(NAME, top_k)
         with self._lock:
-            self.recovery.set_top_k(int(top_k))
+            self.recovery.set_top_k(k)
 
     def set_fill_not_sent(self, fill_not_sent):
         """Generate the codebooks the sender did not send (True) or leave them out (False)."""
+        fill = P.check_bool(NAME, "fill_not_sent", fill_not_sent)
         with self._lock:
-            self.recovery.set_fill_not_sent(bool(fill_not_sent))
+            self.recovery.set_fill_not_sent(fill)
 
     def set_deadline_ms(self, deadline_ms):
-        """`moshi` step deadline in ms (0: none); slower steps fall back to repeat."""
+        """`moshi` step deadline in 0..10000 ms (0: none); slower steps fall back to repeat."""
+        from .token_recovery import check_deadline_ms
+        ms = check_deadline_ms(NAME, deadline_ms)
         with self._lock:
-            self.recovery.set_deadline_ms(float(deadline_ms))
+            self.recovery.set_deadline_ms(ms)
 
     # ------------------------------------------------------------ flow control
     def progress(self):

@@ -26,10 +26,23 @@ import numpy as np
 from gnuradio import filter as gr_filter
 from gnuradio import gr
 
+from . import _params as P
 from .core import frames
-from .core.packet import EPOCH_MOD
+from .core.packet import EPOCH_MOD, MAX_FPP
 
 K = frames.NUM_CODEBOOKS
+NAME = "largesc_tx"
+MIN_RATE, MAX_RATE = 1000, 384000        # audio rates (Hz) the hier blocks take
+
+
+def check_samp_rate(block, samp_rate):
+    """An integer rate in 1000..384000 Hz that resamples to 24 kHz with a ratio <= 1000."""
+    sr = P.check_int(block, "samp_rate", samp_rate, MIN_RATE, MAX_RATE, "Hz")
+    try:
+        rational_ratio(sr)
+    except ValueError as exc:
+        P.fail(block, "samp_rate", f"a rate that resamples to 24 kHz ({exc})", samp_rate)
+    return sr
 
 
 def rational_ratio(samp_rate):
@@ -133,25 +146,44 @@ class largesc_tx(gr.hier_block2):
         samp_rate: input audio rate in Hz (8000, 16000, 24000, 44100, 48000, ...); anything but
             24000 goes through GNU Radio's rational resampler (filter.rational_resampler_fff).
         profile: model profile of the Mimi encoder (tiny, mini, kyutai, kyutai-arch).
-        bandwidth_bps: payload budget B in bps (>= 550; 550..2062.5 is the useful range).
-        d: redundancy (copy) distance in frames; RX must use the same d.
-        loss_rate: initial packet loss estimate p (replaced by RX feedback if use_feedback).
+        bandwidth_bps: payload budget B in [550, 2062.5] bps (above 2062.5 is an error).
+        d: redundancy (copy) distance in frames, 1..8; RX must use the same d.
+        loss_rate: initial packet loss estimate p in [0, 1] (replaced by RX feedback if
+            use_feedback; back to it when feedback stays silent for 125 frames).
         use_feedback: follow the loss rate reported on the `feedback` port.
         dtx: discontinuous transmission (quiet frames send fewer than 4 tokens).
-        frames_per_packet: frames grouped per packet (needs d >= frames_per_packet).
-        device: torch device of the encoder (cpu, cuda, auto).  num_threads: torch threads.
+        frames_per_packet: frames grouped per packet, 1..8 (needs d >= frames_per_packet).
+        device: torch device of the encoder (cpu, cuda, cuda:N, auto).  num_threads: 1..64.
         mimi_weights: local Mimi safetensors file instead of the profile's ('' = profile).
-        seed: -1 draws the packet epoch at random (sender restarts are detectable); >= 0 fixes
-            the epoch to seed % 4 so that the same seed gives the same packets.
+        seed: -1 draws the packet epoch at random (sender restarts are detectable); 0..2**32-1
+            fixes the epoch to seed % 4 so that the same seed gives the same packets.
         frame_by_frame: encode one frame per model call. The scheduler otherwise hands the
             encoder as many frames as are ready, and Mimi's streaming convolutions round
             differently for different chunk sizes (last-bit differences); one frame per call
             makes file runs bit-exact (same input and seed -> same bytes).
+
+    Every parameter is checked before anything is built (samp_rate 1000..384000 Hz with a
+    resampling ratio <= 1000; the others as above and in mimi_encoder / adaptive_controller);
+    a bad value raises ValueError naming it. The setters check the same ranges.
     """
 
     def __init__(self, samp_rate=24000, profile="tiny", bandwidth_bps=1100.0, d=1, loss_rate=0.0,
                  use_feedback=True, dtx=False, frames_per_packet=1, device="cpu", num_threads=1,
                  mimi_weights="", seed=-1, frame_by_frame=False):
+        from .adaptive_controller import check_bandwidth, check_loss_rate
+        from .mimi_encoder import check_codec_params
+        samp_rate = check_samp_rate(NAME, samp_rate)
+        check_codec_params(NAME, profile, frames.SAMPLE_RATE, device, num_threads, mimi_weights, 1)
+        check_bandwidth(NAME, bandwidth_bps)
+        d = P.check_int(NAME, "d", d, 1, P.MAX_D, "frames")
+        check_loss_rate(NAME, loss_rate)
+        P.check_bool(NAME, "use_feedback", use_feedback)
+        P.check_bool(NAME, "dtx", dtx)
+        fpp = P.check_int(NAME, "frames_per_packet", frames_per_packet, 1, MAX_FPP)
+        if fpp > d:
+            P.fail(NAME, "frames_per_packet", f"<= d = {d}", frames_per_packet)
+        seed = P.check_int(NAME, "seed", seed, -1, P.MAX_SEED, "-1: random epoch")
+        frame_by_frame = P.check_bool(NAME, "frame_by_frame", frame_by_frame)
         gr.hier_block2.__init__(self, "largesc_tx", gr.io_signature(1, 1, gr.sizeof_float),
                                 gr.io_signature(0, 0, 0))
         from .adaptive_controller import adaptive_controller
@@ -194,24 +226,30 @@ class largesc_tx(gr.hier_block2):
 
     # ------------------------------------------------------------ callbacks (GRC)
     def set_bandwidth(self, bandwidth_bps):
-        """Payload budget B in bps (>= 550), from the next frame on."""
+        """Payload budget B in [550, 2062.5] bps, from the next frame on."""
+        from .adaptive_controller import check_bandwidth
+        b = check_bandwidth(NAME, bandwidth_bps)
         with self._lock:
-            self.controller.set_bandwidth(float(bandwidth_bps))
+            self.controller.set_bandwidth(b)
 
     def set_loss_rate(self, loss_rate):
         """Loss estimate p in [0, 1] (overwritten by RX feedback when use_feedback)."""
+        from .adaptive_controller import check_loss_rate
+        p = check_loss_rate(NAME, loss_rate)
         with self._lock:
-            self.controller.set_loss_rate(float(loss_rate))
+            self.controller.set_loss_rate(p)
 
     def set_dtx(self, dtx):
         """Discontinuous transmission on/off."""
+        dtx = P.check_bool(NAME, "dtx", dtx)
         with self._lock:
-            self.controller.set_dtx(bool(dtx))
+            self.controller.set_dtx(dtx)
 
     def set_use_feedback(self, use_feedback):
         """Follow RX loss reports (True) or keep the configured loss rate (False)."""
+        use_feedback = P.check_bool(NAME, "use_feedback", use_feedback)
         with self._lock:
-            self.controller.use_feedback = bool(use_feedback)
+            self.controller.use_feedback = use_feedback
 
     def get_bandwidth(self):
         return self.controller.ctl.bandwidth_bps
@@ -231,9 +269,10 @@ class largesc_tx(gr.hier_block2):
             self.pacer.pace(None, 0, stall_s)
             return
         need = rx.d_max + self.controller.pkt.fpp + 1
-        if int(max_lead_frames) < need:
-            raise ValueError(f"max_lead_frames must be >= {need} (d_max + frames_per_packet + 1)")
-        self.pacer.pace(rx.progress, max_lead_frames, stall_s)
+        lead = P.check_int(NAME, "max_lead_frames", max_lead_frames, need, 10 ** 6,
+                           f"frames; at least d_max + frames_per_packet + 1 = {need}")
+        stall_s = P.check_float(NAME, "stall_s", stall_s, 0.0, P.MAX_GRACE_S, lo_open=True, what="s")
+        self.pacer.pace(rx.progress, lead, stall_s)
 
     # ------------------------------------------------------------ counters
     def get_stats(self):

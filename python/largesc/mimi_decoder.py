@@ -5,7 +5,11 @@ from gnuradio import gr
 
 from .core import codec as codec_mod
 from .core import frames, torch_env
+from . import _params as P
 from ._blockutil import RateLimitedLog, stats_to_pmt
+from .mimi_encoder import check_codec_params
+
+NAME = "mimi_decoder"
 
 
 class mimi_decoder(gr.interp_block):
@@ -16,18 +20,16 @@ class mimi_decoder(gr.interp_block):
     (frames.STATE_*, from the depacketizer or token recovery) and each frame decodes only its
     decodable prefix: the leading codebooks that are known or filled (at least codebook 0).
     Tokens outside [0, 2048) never reach the model: they are set to 0, counted and logged.
+
+    Parameters (checked at construction; a bad value raises ValueError naming it): as
+    mimi_encoder, plus num_codebooks: 1..8 (also set_num_codebooks); use_states: bool.
     """
 
     def __init__(self, profile="tiny", num_codebooks=8, samp_rate=24000, device="cpu",
                  num_threads=1, mimi_weights="", stats_interval=125, use_states=False):
-        if int(samp_rate) != frames.SAMPLE_RATE:
-            raise ValueError(
-                f"mimi_decoder: samp_rate must be {frames.SAMPLE_RATE} (Mimi's rate), got {samp_rate}; "
-                f"resample after the decoder instead")
-        if not 1 <= int(num_codebooks) <= frames.NUM_CODEBOOKS:
-            raise ValueError(f"mimi_decoder: num_codebooks must be in 1..8, got {num_codebooks}")
-        if int(num_threads) < 1:
-            raise ValueError(f"mimi_decoder: num_threads must be >= 1, got {num_threads}")
+        check_codec_params(NAME, profile, samp_rate, device, num_threads, mimi_weights, stats_interval)
+        P.check_int(NAME, "num_codebooks", num_codebooks, 1, frames.NUM_CODEBOOKS)
+        use_states = P.check_bool(NAME, "use_states", use_states)
         gr.interp_block.__init__(self, name="largesc_mimi_decoder",
                                  in_sig=[(np.int32, frames.NUM_CODEBOOKS)]
                                  + ([(np.uint8, frames.NUM_CODEBOOKS)] if use_states else []),
@@ -44,9 +46,7 @@ class mimi_decoder(gr.interp_block):
 
     def set_num_codebooks(self, k):
         """Decode only the first k codebooks from now on (1..8)."""
-        if not 1 <= int(k) <= frames.NUM_CODEBOOKS:
-            raise ValueError(f"mimi_decoder: num_codebooks must be in 1..8, got {k}")
-        self.num_codebooks = int(k)
+        self.num_codebooks = P.check_int(NAME, "num_codebooks", k, 1, frames.NUM_CODEBOOKS)
 
     def start(self):
         self.codec.start_streaming()

@@ -5,7 +5,27 @@ from gnuradio import gr
 
 from .core import codec as codec_mod
 from .core import frames, torch_env
+from . import _params as P
 from ._blockutil import RateLimitedLog, stats_to_pmt
+from .core.profiles import PROFILES
+
+NAME = "mimi_encoder"
+
+
+def check_codec_params(block, profile, samp_rate, device, num_threads, mimi_weights, stats_interval):
+    """Shared by the encoder and decoder: see mimi_encoder's docstring for the ranges."""
+    P.check_choice(block, "profile", profile, tuple(PROFILES))
+    if P.check_int(block, "samp_rate", samp_rate, 1, 10 ** 6) != frames.SAMPLE_RATE:
+        P.fail(block, "samp_rate", f"{frames.SAMPLE_RATE} (Mimi's rate; resample outside the block, "
+               f"e.g. filter.rational_resampler_fff)", samp_rate)
+    P.check_device(block, "device", device)
+    P.check_int(block, "num_threads", num_threads, 1, P.MAX_THREADS)
+    if profile == "mini":       # the mini codec is a folder: config.json + model.safetensors
+        P.check_file(block, "mimi_weights", mimi_weights, allow_dir=True,
+                     suffixes=P.SAFETENSORS_SUFFIXES)
+    else:
+        P.check_file(block, "mimi_weights", mimi_weights, suffixes=P.SAFETENSORS_SUFFIXES)
+    P.check_int(block, "stats_interval", stats_interval, 1, P.MAX_STATS_INTERVAL, "frames")
 
 
 class mimi_encoder(gr.decim_block):
@@ -15,16 +35,16 @@ class mimi_encoder(gr.decim_block):
     Output 1: float32 latent activity per frame, 10*log10(mean square) of the unquantised latent
     in dB; the adaptive controller turns it into the frame's content importance.
     Non-finite input samples are replaced by 0, counted and logged.
+
+    Parameters (checked at construction; a bad value raises ValueError naming it):
+    profile: mini | kyutai | kyutai-arch | tiny; samp_rate: 24000 only; device: cpu | cuda |
+    cuda:N | auto; num_threads: 1..64 torch threads; mimi_weights: '' (the profile's) or an
+    existing safetensors file (a folder for mini); stats_interval: 1..10**6 frames.
     """
 
     def __init__(self, profile="tiny", samp_rate=24000, device="cpu", num_threads=1,
                  mimi_weights="", stats_interval=125):
-        if int(samp_rate) != frames.SAMPLE_RATE:
-            raise ValueError(
-                f"mimi_encoder: samp_rate must be {frames.SAMPLE_RATE} (Mimi's rate), got {samp_rate}; "
-                f"resample first (e.g. filter.rational_resampler_fff)")
-        if int(num_threads) < 1:
-            raise ValueError(f"mimi_encoder: num_threads must be >= 1, got {num_threads}")
+        check_codec_params(NAME, profile, samp_rate, device, num_threads, mimi_weights, stats_interval)
         gr.decim_block.__init__(self, name="largesc_mimi_encoder", in_sig=[np.float32],
                                 out_sig=[(np.int32, frames.NUM_CODEBOOKS), np.float32],
                                 decim=frames.FRAME_SAMPLES)

@@ -15,25 +15,62 @@ import threading
 import pmt
 from gnuradio import gr
 
+from . import _params as P
 from .core.channels import make_channel
 from ._blockutil import RateLimitedLog, stats_to_pmt
 from .packet_pdu import (CTRL, DONE, PDUS, STATS, SYSTEM, BadMessage, is_eos,
                          parse_pdu)
 
 
+NAME = "packet_erasure_channel"
+MODELS = ("bernoulli", "gilbert_elliott", "ge", "trace")      # 'ge': short for gilbert_elliott
+MAX_BURST = 10 ** 6                                             # packets
+
+
+def check_p(p, mean_burst=None):
+    """p in [0, 1]; with a Gilbert-Elliott mean burst L also p <= L / (L + 1) or p = 1."""
+    p = P.check_float(NAME, "p", p, 0.0, 1.0)
+    if mean_burst is not None and p < 1.0 and p > mean_burst / (mean_burst + 1.0) + 1e-12:
+        P.fail(NAME, "p", f"<= mean_burst / (mean_burst + 1) = {mean_burst / (mean_burst + 1.0):.4g} "
+               f"or 1 (Gilbert-Elliott with mean_burst {mean_burst:g}; raise mean_burst to "
+               f">= {p / (1 - p):.3g})", p)
+    return p
+
+
 class packet_erasure_channel(gr.basic_block):
-    """Drop PDUs: model 'bernoulli' | 'gilbert_elliott' | 'trace'; p in [0, 1]; mean_burst >= 1
-    (packets, Gilbert-Elliott); trace_file ('0'/'1' per packet, looped); seed; stats_interval:
-    packets between stats messages."""
+    """Drop PDUs.
+
+    Parameters (checked at construction; a bad value raises ValueError naming it):
+    model: 'bernoulli' | 'gilbert_elliott' ('ge') | 'trace'; p: mean loss in [0, 1] (for
+    Gilbert-Elliott also <= mean_burst / (mean_burst + 1), or 1; also set_p); mean_burst:
+    1..10**6 packets (Gilbert-Elliott); trace_file: an existing file of '0'/'1' per packet,
+    looped (required with 'trace'; '' otherwise); seed: 0..2**32-1; stats_interval: 1..10**6
+    packets between stats messages; eos_grace_s: 0..3600 s.
+    """
 
     def __init__(self, model="bernoulli", p=0.0, mean_burst=2.0, trace_file="", seed=0,
                  stats_interval=125, eos_grace_s=1.0):
+        model = P.check_choice(NAME, "model", model, MODELS)
+        mean_burst = P.check_float(NAME, "mean_burst", mean_burst, 1.0, MAX_BURST, what="packets")
+        p = check_p(p, mean_burst if model in ("gilbert_elliott", "ge") else None)
+        trace_file = P.check_file(NAME, "trace_file", trace_file, allow_empty=model != "trace")
+        seed = P.check_int(NAME, "seed", seed, 0, P.MAX_SEED)
+        stats_interval = P.check_int(NAME, "stats_interval", stats_interval, 1,
+                                     P.MAX_STATS_INTERVAL, "packets")
+        eos_grace_s = P.check_float(NAME, "eos_grace_s", eos_grace_s, 0.0, P.MAX_GRACE_S, what="s")
+        if model == "trace":
+            try:
+                channel = make_channel(model, p, mean_burst, trace_file, seed)
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                P.fail(NAME, "trace_file", f"a loss trace of '0'/'1' characters ({exc})", trace_file)
+        else:
+            channel = make_channel(model, p, mean_burst, None, seed)
         gr.basic_block.__init__(self, name="largesc_packet_erasure_channel", in_sig=None,
                                 out_sig=None)
-        self.channel = make_channel(model, p, mean_burst, trace_file or None, seed)
+        self.channel = channel
         self.model = model
-        self.stats_interval = max(1, int(stats_interval))
-        self.eos_grace_s = float(eos_grace_s)
+        self.stats_interval = stats_interval
+        self.eos_grace_s = eos_grace_s
         self.counters = {"bad_messages": 0, "eos": 0, "ctrl_msgs": 0}
         self._lock = threading.Lock()
         self._eos_passed = False
@@ -49,7 +86,10 @@ class packet_erasure_channel(gr.basic_block):
         self.message_port_register_out(STATS)
 
     def set_p(self, p):
-        """Callback: new mean loss probability (Bernoulli / Gilbert-Elliott)."""
+        """Callback: new mean loss probability (Bernoulli / Gilbert-Elliott; a trace has none)."""
+        if self.model == "trace":
+            P.fail(NAME, "p", "left alone with model 'trace' (the trace sets the losses)", p)
+        p = check_p(p, self.channel.mean_burst if self.model in ("gilbert_elliott", "ge") else None)
         with self._lock:
             self.channel.set_p(p)
 

@@ -64,7 +64,7 @@ class qa_mimi_encoder(gr_unittest.TestCase):
     def test_bad_parameters_are_refused(self):
         with self.assertRaisesRegex(ValueError, "num_threads"):
             mimi_encoder(profile="tiny", num_threads=0)
-        with self.assertRaisesRegex(ValueError, "unknown profile"):
+        with self.assertRaisesRegex(ValueError, "mimi_encoder: profile must be one of"):
             mimi_encoder(profile="nope")
 
 

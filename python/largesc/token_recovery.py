@@ -23,11 +23,50 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from . import _params as P
 from ._blockutil import RateLimitedLog, stats_to_pmt
 from .core import frames, torch_env
-from .core.recovery import build_recovery
+from .core.profiles import PROFILES
+from .core.recovery import STRATEGIES, build_recovery
 
 K = frames.NUM_CODEBOOKS
+NAME = "token_recovery"
+LM_PROFILES = ("tiny", "kyutai-arch", "kyutai")     # core.lm.LM_PROFILES (not imported: it loads moshi's LM)
+FEEDBACK_MODES = ("masked", "sampled")
+MAX_TEMPERATURE = 10.0
+MAX_DEADLINE_MS = 10000.0
+MAX_PRIME_FRAMES = 256
+
+
+def check_temperature(block, value):
+    return P.check_float(block, "temperature", value, 0.0, MAX_TEMPERATURE, what="0: greedy")
+
+
+def check_top_k(block, value):
+    return P.check_int(block, "top_k", value, 0, frames.CODEBOOK_SIZE, "0: no top-k cut")
+
+
+def check_deadline_ms(block, value):
+    return P.check_float(block, "deadline_ms", value, 0.0, MAX_DEADLINE_MS, what="ms; 0: no deadline")
+
+
+def check_recovery_params(block, profile, strategy, temperature, top_k, seed, device, num_threads,
+                          lora, fill_not_sent, deadline_ms, lm_weights, lm_config, force_cpu,
+                          profile_name="profile", strategy_name="strategy"):
+    """The checks token_recovery and largesc_rx share (see token_recovery's docstring)."""
+    P.check_choice(block, strategy_name, strategy, STRATEGIES)
+    P.check_choice(block, profile_name, profile, LM_PROFILES if strategy == "moshi" else tuple(PROFILES))
+    check_temperature(block, temperature)
+    check_top_k(block, top_k)
+    P.check_int(block, "seed", seed, 0, P.MAX_SEED)
+    P.check_device(block, "device", device)
+    P.check_int(block, "num_threads", num_threads, 1, P.MAX_THREADS)
+    P.check_file(block, "lora", lora, allow_dir=True, suffixes=P.SAFETENSORS_SUFFIXES)
+    P.check_bool(block, "fill_not_sent", fill_not_sent)
+    check_deadline_ms(block, deadline_ms)
+    P.check_file(block, "lm_weights", lm_weights, suffixes=P.SAFETENSORS_SUFFIXES)
+    P.check_file(block, "lm_config", lm_config)
+    P.check_bool(block, "force_cpu", force_cpu)
 EOS = pmt.intern("eos")
 STATS = pmt.intern("stats")
 TAG_GENERATED = pmt.intern("generated")
@@ -40,26 +79,38 @@ class token_recovery(gr.basic_block):
     Args:
         profile: LM profile for `moshi` (tiny, kyutai-arch, kyutai).
         strategy: zero | repeat | prefix | moshi.
-        temperature, top_k: sampling (temperature <= 0: greedy).
-        seed: sampling seed (same seed, same input -> same output bytes).
-        device: cpu | cuda | cuda:N | auto.  num_threads: torch threads of this block.
-        lora: LoRA adapter (file or folder, moshi or peft format); '' for none.
+        temperature: sampling temperature in [0, 10] (0: greedy).  top_k: 0..2048 (0: no
+            top-k cut, sample the whole distribution).
+        seed: sampling seed 0..2**32-1 (same seed, same input -> same output bytes).
+        device: cpu | cuda | cuda:N | auto.  num_threads: torch threads of this block, 1..64.
+        lora: LoRA adapter (safetensors file or folder, moshi or peft format); '' for none.
         fill_not_sent: generate codebooks the controller did not send (True) or leave them for
             a prefix decode (False).
-        deadline_ms: a model step slower than this falls back to repeat (0: no deadline).
-        lm_weights, lm_config: local Moshi LM files instead of the profile's.
+        deadline_ms: a model step slower than this falls back to repeat, 0..10000 ms (0: no
+            deadline).
+        lm_weights, lm_config: local Moshi LM files (safetensors + config.json) instead of the
+            profile's; '' for none.
         force_cpu: run a full-size LM on CPU anyway (far slower than real time).
+        stats_interval: 1..10**6 frames.  prime_frames: 1..256 steps replayed after a fault.
+        feedback: masked | sampled (what the LM sees where a token was not received).
+
+    Every parameter is checked at construction (the sampling ones also by their setters); a
+    bad value raises ValueError naming it, before any model is loaded. profile must be an LM
+    profile (tiny, kyutai-arch, kyutai) for `moshi`; the baselines ignore it.
     """
 
     def __init__(self, profile="tiny", strategy="moshi", temperature=0.8, top_k=250, seed=0,
                  device="cpu", num_threads=1, lora="", fill_not_sent=True, deadline_ms=0.0,
                  lm_weights="", lm_config="", force_cpu=False, stats_interval=125, prime_frames=16,
                  feedback="masked"):
+        check_recovery_params(NAME, profile, strategy, temperature, top_k, seed, device, num_threads,
+                              lora, fill_not_sent, deadline_ms, lm_weights, lm_config, force_cpu)
+        P.check_int(NAME, "stats_interval", stats_interval, 1, P.MAX_STATS_INTERVAL, "frames")
+        P.check_int(NAME, "prime_frames", prime_frames, 1, MAX_PRIME_FRAMES, "frames")
+        P.check_choice(NAME, "feedback", feedback, FEEDBACK_MODES)
         gr.basic_block.__init__(self, name="largesc_token_recovery",
                                 in_sig=[(np.int32, K), (np.uint8, K)],
                                 out_sig=[(np.int32, K), (np.uint8, K)])
-        if int(num_threads) < 1:
-            raise ValueError(f"token_recovery: num_threads must be >= 1, got {num_threads}")
         self.num_threads = int(num_threads)
         self.strategy = strategy
         self.rec = build_recovery(
@@ -80,24 +131,31 @@ class token_recovery(gr.basic_block):
 
     # -- run-time settings (GRC callbacks) ------------------------------------------------------
     def set_temperature(self, temperature):
+        """Sampling temperature in [0, 10] (0: greedy); no effect on the baselines."""
+        t = check_temperature(NAME, temperature)
         with self._lock:
             if hasattr(self.rec, "sampler"):
-                self.rec.sampler.temperature = float(temperature)
+                self.rec.sampler.temperature = t
 
     def set_top_k(self, top_k):
+        """top-k in 0..2048 (0: no cut); no effect on the baselines."""
+        k = check_top_k(NAME, top_k)
         with self._lock:
             if hasattr(self.rec, "sampler"):
-                self.rec.sampler.top_k = int(top_k)
+                self.rec.sampler.top_k = k
 
     def set_fill_not_sent(self, fill_not_sent):
+        fill = P.check_bool(NAME, "fill_not_sent", fill_not_sent)
         with self._lock:
             if self.strategy != "prefix":
-                self.rec.fill_not_sent = bool(fill_not_sent)
+                self.rec.fill_not_sent = fill
 
     def set_deadline_ms(self, deadline_ms):
+        """Step deadline in 0..10000 ms (0: none); no effect on the baselines."""
+        ms = check_deadline_ms(NAME, deadline_ms)
         with self._lock:
             if hasattr(self.rec, "deadline_ms"):
-                self.rec.deadline_ms = float(deadline_ms)
+                self.rec.deadline_ms = ms
 
     # -- counters -----------------------------------------------------------------------------
     def get_stats(self) -> dict:

@@ -269,13 +269,23 @@ def load_codec(profile: str = "tiny", *, mimi_weights: str | Path | None = None,
     torch_env.disable_compile_on_cpu(dev)
     if profile == "mini":
         from . import mini_codec
-        return mini_codec.load_mini_codec(mini_weights_dir(mimi_weights), device=str(dev),
-                                          num_codebooks=num_codebooks)
+        folder = mini_weights_dir(mimi_weights)
+        try:
+            return mini_codec.load_mini_codec(folder, device=str(dev), num_codebooks=num_codebooks)
+        except Exception as exc:   # missing, truncated or mismatched files: one error naming them
+            raise ModelFileError(f"cannot load the mini codec from {folder} "
+                                 f"({mini_codec.CONFIG_NAME} + {mini_codec.WEIGHTS_NAME}): "
+                                 f"{type(exc).__name__}: {exc}") from exc
     if isinstance(mimi_config, (str, Path)):
         cfg_path = Path(mimi_config)
         if not cfg_path.is_file():
             raise ModelFileError(f"Mimi config not found: {cfg_path}")
-        config = json.loads(cfg_path.read_text())
+        try:
+            config = json.loads(cfg_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelFileError(f"cannot read Mimi config {cfg_path}: {exc}") from exc
+        if not isinstance(config, dict):
+            raise ModelFileError(f"Mimi config {cfg_path} is not a JSON object")
     else:
         config = mimi_config if mimi_config is not None else profiles.mimi_config(profile)
     if profile == "kyutai" or mimi_weights is not None:

@@ -199,6 +199,61 @@ class AdaptiveController:
         return self.counters["tokens"] * TOKEN_BPS / f if f else 0.0
 
 
+DEFAULT_FEEDBACK_TIMEOUT = 125     # frames (10 s; the depacketizer reports every 12 frames)
+
+
+class LossRateInput:
+    """The loss rate p the controller uses, and what happens when the feedback channel goes silent.
+
+    p is the configured value (block parameter, `set_loss_rate`, `ctrl`) until a receiver report
+    arrives (`report`); the report then holds for `timeout_frames` frames. If no new report
+    comes within that time (the return link is down, or the receiver stopped), the report
+    expires and p goes back to the configured value, the safe default the operator chose for
+    the link: a stale "no loss" report cannot keep protection off forever, and a stale burst
+    report cannot keep spending the budget on copies. A later report applies again at once.
+    `timeout_frames` = 0 keeps a report until the next one (no expiry). Setting the configured
+    value also drops the current report (the new value applies from the next frame).
+    Counters: reports, expired (reports that timed out).
+    """
+
+    def __init__(self, configured: float = 0.0, timeout_frames: int = DEFAULT_FEEDBACK_TIMEOUT):
+        self.configured = float(configured)
+        self.timeout_frames = int(timeout_frames)
+        if self.timeout_frames < 0:
+            raise ValueError(f"timeout_frames must be >= 0, got {timeout_frames}")
+        self.feedback: Optional[float] = None
+        self.age = 0                      # frames since the last report
+        self.counters = {"reports": 0, "expired": 0}
+
+    def set_configured(self, p: float) -> None:
+        self.configured = float(p)
+        self.feedback = None
+
+    def report(self, p: float) -> None:
+        self.feedback = float(p)
+        self.age = 0
+        self.counters["reports"] += 1
+
+    @property
+    def value(self) -> float:
+        """p for the next frame."""
+        return self.configured if self.feedback is None else self.feedback
+
+    @property
+    def from_feedback(self) -> bool:
+        return self.feedback is not None
+
+    def tick(self) -> float:
+        """p for this frame; then one frame older (the report may expire after it)."""
+        p = self.value
+        if self.feedback is not None:
+            self.age += 1
+            if self.timeout_frames and self.age >= self.timeout_frames:
+                self.feedback = None
+                self.counters["expired"] += 1
+        return p
+
+
 def rate_report(activity_db, bandwidth_bps: float = 550.0, p: float = 0.0, dtx_tokens: int = 1,
                 **kwargs) -> dict:
     """Mean payload rate of a clip's activity sequence without and with DTX (what DTX saves).

@@ -70,6 +70,8 @@ def lm_config_from_json(path: str | Path) -> dict:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"cannot read LM config {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ModelFileError(f"LM config {path} is not a JSON object")
     return {k: v for k, v in raw.items() if k not in _NON_LM_KEYS}
 
 
@@ -149,11 +151,18 @@ def load_lm(profile: str = "tiny", *, weights: str | Path | None = None,
         try:
             lm = loaders.get_moshi_lm(path, lm_kwargs=kwargs, device=dev, dtype=dtype)
         except Exception as exc:
-            raise ModelFileError(f"cannot load Moshi LM weights {path}: {type(exc).__name__}: {exc}") from exc
-    elif profile == "kyutai-arch":
-        lm = materialise_random_lm(kwargs, seed=seed, dtype=dtype, device=dev)
+            cfg = f" with config {config}" if config is not None else ""
+            raise ModelFileError(f"cannot load Moshi LM weights {path}{cfg}: {type(exc).__name__}: {exc}") from exc
     else:
-        lm = random_lm(kwargs, seed=seed, device=dev, dtype=dtype)
+        try:
+            if profile == "kyutai-arch":
+                lm = materialise_random_lm(kwargs, seed=seed, dtype=dtype, device=dev)
+            else:
+                lm = random_lm(kwargs, seed=seed, device=dev, dtype=dtype)
+        except Exception as exc:
+            if config is None:
+                raise
+            raise ModelFileError(f"LM config {config} does not build an LM: {type(exc).__name__}: {exc}") from exc
     if adapter is not None:
         apply_adapter(lm, adapter)
     return lm.eval()
