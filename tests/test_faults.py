@@ -240,10 +240,6 @@ def test_clocked_receiver_after_a_stall_that_is_made_up():
     assert sum(f.received for f in out[-40:]) == 40      # back in step: no lasting loss
 
 
-@pytest.mark.xfail(strict=True, reason="core/reassembly.py: in clocked mode a stall whose audio is "
-                   "lost (the sender's frame clock falls behind) makes every later packet 'late' "
-                   "until it is max_jump (64) frames behind; needs a resync on consecutive late "
-                   "packets (reported to the lead, not fixed here)")
 def test_clocked_receiver_after_a_stall_whose_audio_is_lost():
     out = clocked_link(12, made_up=False)
     assert sum(f.received for f in out[-40:]) == 40

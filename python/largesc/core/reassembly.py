@@ -85,7 +85,7 @@ class Reassembler:
         self.resync_packets = max(1, int(resync_packets))
         self.counters: Dict[str, int] = {
             "packets": 0, "accepted": 0, "bad": 0, "duplicates": 0, "late": 0, "far": 0,
-            "resyncs": 0, "copies_used": 0, "copy_mismatch": 0, "frames_out": 0,
+            "resyncs": 0, "clock_slips": 0, "copies_used": 0, "copy_mismatch": 0, "frames_out": 0,
             "frames_lost": 0, "codebooks_copy": 0, "codebooks_lost": 0}
         self._epoch: Optional[int] = None
         self._next = 0
@@ -93,6 +93,7 @@ class Reassembler:
         self._slots: Dict[int, _Slot] = {}
         self._anchor: Optional[float] = None
         self._cand: List = []           # resync candidate packets [(packet, now)]
+        self._late: List = []           # clocked mode: consecutive late packets [(packet, base, now)]
         self.last_error = ""            # reason of the last rejected packet
 
     # ---------------------------------------------------------------- input
@@ -190,7 +191,10 @@ class Reassembler:
     def _apply(self, pkt, base: int, now) -> None:
         if base + len(pkt.frames) <= self._next:
             self.counters["late"] += 1
+            if self.clocked:
+                self._clock_slip(pkt, base, now)
             return
+        self._late = []
         self.counters["accepted"] += 1
         slots = self._slots
         for j, pf in enumerate(pkt.frames):
@@ -216,6 +220,24 @@ class Reassembler:
                 self._high = idx
                 if now is not None:
                     self._anchor = now - idx * self.frame_period
+
+    def _clock_slip(self, pkt, base: int, now) -> None:
+        """Clocked mode: `resync_packets` consecutive late packets with rising indices mean the
+        sender's frame clock fell behind ours (its audio stalled and the missed frames never
+        came). Re-base on them: the frames they carry are emitted next, adding that many frames
+        of latency instead of losing every later packet as late."""
+        if self._late and not 0 < base - self._late[-1][1] <= self.max_jump:
+            self._late = []
+        self._late.append((pkt, base, now))
+        if len(self._late) < self.resync_packets:
+            return
+        late, self._late = self._late, []
+        self.counters["clock_slips"] += 1
+        self._next = late[0][1]
+        self._high = self._next - 1
+        self._slots = {}
+        for p, b, t in late:
+            self._apply(p, b, t)
 
     def _apply_copy(self, idx: int, copies) -> None:
         if idx < self._next:
