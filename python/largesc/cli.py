@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands with their own argument parsers, in the modules that implement them.
 DELEGATED = {
+    "eval": ("gnuradio.largesc.evaluation", "quality vs loss and bitrate against Opus, AAC and Codec 2 (needs the eval extra)"),
     "run": ("gnuradio.largesc.run_app", "the whole lossy link (TX -> channel -> RX) as a headless flowgraph"),
     "train-lora": ("gnuradio.largesc.core.train_lora", "LoRA fine-tuning of Moshi's LM for token recovery"),
 }

@@ -1,0 +1,239 @@
+"""Baseline codecs with packet loss from the common slot trace.
+
+- Opus (ctypes on the system libopus.so.0, Debian bookworm 1.3.1): 16 kHz, VOIP, 20 ms packets,
+  VBR, complexity 10, lowest practical bitrate (6 kbps by default), in-band FEC on with the
+  packet-loss hint set to the condition's p; on loss the decoder uses LBRR from the next packet
+  when it arrived, else its PLC (1.3.1 has no deep PLC and no DRED). Decode logic as opus_demo.c.
+- AAC-LC (PyAV / FFmpeg's native encoder): 16 kHz, 1024-sample (64 ms) packets, 8 kbps
+  requested (the encoder's floor is about 9.5 kbps); FFmpeg's decoder has no PLC, so a lost packet
+  is zero-filled.
+- Codec 2 700C / 1300 / 3200 (ctypes on Debian libcodec2 1.0): 8 kHz, 40 / 40 / 20 ms frames,
+  one frame per packet; a lost frame decodes the last received frame's bits again (repeat).
+
+Every function takes int16-range float audio at 16 kHz and a LossTrace and returns
+(y float32 at 16 kHz, info dict with payload_bps, packet_ms, packets, lost).
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+import numpy as np
+
+from ..core.audio_io import resample
+
+FS = 16000
+
+
+def _i16(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(np.asarray(x, np.float64) * 32767.0), -32768, 32767).astype(np.int16)
+
+
+# ----------------------------------------------------------------------------- Opus
+_OPUS = None
+OPUS_VOIP = 2048
+_SET_BITRATE, _SET_VBR, _SET_COMPLEXITY, _SET_INBAND_FEC, _SET_PLP = 4002, 4006, 4010, 4012, 4014
+_GET_LOOKAHEAD = 4027
+
+
+def _opus():
+    global _OPUS
+    if _OPUS is None:
+        name = ctypes.util.find_library("opus") or "libopus.so.0"
+        lib = ctypes.CDLL(name)
+        P, I = ctypes.c_void_p, ctypes.c_int
+        lib.opus_get_version_string.restype = ctypes.c_char_p
+        lib.opus_encoder_create.restype = P
+        lib.opus_encoder_create.argtypes = [I, I, I, ctypes.POINTER(I)]
+        lib.opus_decoder_create.restype = P
+        lib.opus_decoder_create.argtypes = [I, I, ctypes.POINTER(I)]
+        lib.opus_encode.argtypes = [P, ctypes.POINTER(ctypes.c_short), I, ctypes.c_char_p, I]
+        lib.opus_decode.argtypes = [P, ctypes.c_char_p, I, ctypes.POINTER(ctypes.c_short), I, I]
+        lib.opus_encoder_destroy.argtypes = [P]
+        lib.opus_decoder_destroy.argtypes = [P]
+        _OPUS = lib
+    return _OPUS
+
+
+def opus_version() -> str:
+    return _opus().opus_get_version_string().decode()
+
+
+def opus(x16: np.ndarray, trace, bitrate: int = 6000, p_hint: float = 0.0, fec: bool = True,
+         frame_ms: int = 20) -> tuple[np.ndarray, dict]:
+    lib = _opus()
+    P, I = ctypes.c_void_p, ctypes.c_int
+    err = I(0)
+    enc = lib.opus_encoder_create(FS, 1, OPUS_VOIP, ctypes.byref(err))
+    if err.value:
+        raise RuntimeError(f"opus_encoder_create failed ({err.value})")
+    dec = lib.opus_decoder_create(FS, 1, ctypes.byref(err))
+    if err.value:
+        raise RuntimeError(f"opus_decoder_create failed ({err.value})")
+    ctl = lib.opus_encoder_ctl
+    ctl(P(enc), I(_SET_BITRATE), I(int(bitrate)))
+    ctl(P(enc), I(_SET_COMPLEXITY), I(10))
+    ctl(P(enc), I(_SET_VBR), I(1))
+    ctl(P(enc), I(_SET_INBAND_FEC), I(int(fec)))
+    ctl(P(enc), I(_SET_PLP), I(int(round(100 * p_hint))))
+    la = I(0)
+    ctl(P(enc), I(_GET_LOOKAHEAD), ctypes.byref(la))
+    n = FS * frame_ms // 1000
+    x = _i16(x16)
+    xpad = np.concatenate([x, np.zeros(n + la.value, np.int16)])
+    nfr = len(xpad) // n
+    buf = ctypes.create_string_buffer(1500)
+    packets = []
+    for i in range(nfr):
+        fr = np.ascontiguousarray(xpad[i * n:(i + 1) * n])
+        nb = lib.opus_encode(P(enc), fr.ctypes.data_as(ctypes.POINTER(ctypes.c_short)), n, buf, 1500)
+        if nb <= 0:
+            raise RuntimeError(f"opus_encode failed ({nb})")
+        packets.append(buf.raw[:nb])
+    lost = trace.mask(nfr, frame_ms)
+    pcm = np.zeros(5760, np.int16)
+    ptr = pcm.ctypes.data_as(ctypes.POINTER(ctypes.c_short))
+    out, pending, n_fec, n_plc = [], 0, 0, 0
+    for i in range(nfr):
+        if lost[i] and i < nfr - 1:
+            pending += 1
+            continue
+        data = packets[i]
+        for f in range(pending):
+            if f == pending - 1 and fec:
+                k = lib.opus_decode(P(dec), data, len(data), ptr, n, 1)
+                n_fec += 1
+            else:
+                k = lib.opus_decode(P(dec), None, 0, ptr, n, 0)
+                n_plc += 1
+            out.append(pcm[:max(k, 0)].copy())
+        pending = 0
+        k = lib.opus_decode(P(dec), data, len(data), ptr, 5760, 0)
+        out.append(pcm[:max(k, 0)].copy())
+    lib.opus_encoder_destroy(P(enc))
+    lib.opus_decoder_destroy(P(dec))
+    y = np.concatenate(out)[la.value:la.value + len(x)].astype(np.float32) / 32768.0
+    info = {"payload_bps": sum(len(p) for p in packets) * 8 / (nfr * frame_ms / 1000.0),
+            "packet_ms": frame_ms, "packets": nfr, "lost": int(lost.sum()),
+            "concealed_fec": n_fec, "concealed_plc": n_plc, "library": f"libopus {opus_version()}"}
+    return y, info
+
+
+# ----------------------------------------------------------------------------- AAC-LC
+def aac(x16: np.ndarray, trace, bitrate: int = 8000) -> tuple[np.ndarray, dict]:
+    import av
+    enc = av.CodecContext.create("aac", "w")
+    enc.sample_rate = FS
+    enc.layout = "mono"
+    enc.format = "fltp"
+    enc.bit_rate = int(bitrate)
+    n = 1024
+    x = np.asarray(x16, np.float32)
+    packets = []
+    for i in range(0, len(x), n):
+        fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[i:i + n])[None, :], format="fltp", layout="mono")
+        fr.sample_rate = FS
+        packets += list(enc.encode(fr))
+    packets += list(enc.encode(None))
+    dec = av.CodecContext.create("aac", "r")
+    dec.sample_rate = FS
+    dec.layout = "mono"
+    dec.extradata = enc.extradata
+    lost = trace.mask(len(packets), 1000.0 * n / FS)
+    out = []
+    for pk, l in zip(packets, lost):
+        if l:
+            out.append(np.zeros(n, np.float32))
+            continue
+        got = False
+        for f in dec.decode(pk):
+            out.append(f.to_ndarray()[0].astype(np.float32))
+            got = True
+        if not got:
+            out.append(np.zeros(n, np.float32))
+    y = np.concatenate(out) if out else np.zeros(0, np.float32)
+    dur = len(x) / FS
+    info = {"payload_bps": sum(p.size for p in packets) * 8 / dur, "packet_ms": 1000.0 * n / FS,
+            "packets": len(packets), "lost": int(lost.sum()), "library": f"PyAV {av.__version__} aac"}
+    return y, info
+
+
+# ----------------------------------------------------------------------------- Codec 2
+C2_MODES = {"3200": 0, "2400": 1, "1600": 2, "1400": 3, "1300": 4, "1200": 5, "700C": 8, "450": 10}
+_C2_COPY = None
+
+
+def _c2_open():
+    """A fresh instance of libcodec2. Its decoder draws random phases from a process-global
+    generator (codec2_rand: a static seed with no reset), so every call loads a private copy of
+    the library and unloads it afterwards: each decode starts from the same generator state and
+    results do not depend on what ran before in the process."""
+    global _C2_COPY
+    import os
+    import shutil
+    import tempfile
+    if _C2_COPY is None or not os.path.exists(_C2_COPY):
+        src = ctypes.util.find_library("codec2") or "libcodec2.so.1.0"
+        if not os.path.isabs(src):
+            for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib", "/usr/local/lib"):
+                if os.path.exists(os.path.join(d, src)):
+                    src = os.path.join(d, src)
+                    break
+        fd, _C2_COPY = tempfile.mkstemp(prefix="largesc-codec2-", suffix=".so")
+        os.close(fd)
+        shutil.copyfile(src, _C2_COPY)
+        import atexit
+        atexit.register(lambda path=_C2_COPY: os.path.exists(path) and os.remove(path))
+    lib = ctypes.CDLL(_C2_COPY)
+    P = ctypes.c_void_p
+    lib.codec2_create.restype = P
+    lib.codec2_create.argtypes = [ctypes.c_int]
+    for f in ("codec2_bits_per_frame", "codec2_samples_per_frame", "codec2_bytes_per_frame"):
+        getattr(lib, f).argtypes = [P]
+        getattr(lib, f).restype = ctypes.c_int
+    lib.codec2_encode.argtypes = [P, ctypes.c_char_p, ctypes.POINTER(ctypes.c_short)]
+    lib.codec2_decode.argtypes = [P, ctypes.POINTER(ctypes.c_short), ctypes.c_char_p]
+    lib.codec2_destroy.argtypes = [P]
+    return lib
+
+
+def _c2_close(lib) -> None:
+    import _ctypes
+    _ctypes.dlclose(lib._handle)
+
+
+def codec2(x16: np.ndarray, trace, mode: str = "1300") -> tuple[np.ndarray, dict]:
+    lib = _c2_open()
+    ctypes.CDLL(None).srand(1)      # in case the library draws from libc's rand()
+    x8 = _i16(resample(np.asarray(x16, np.float32), FS, 8000))
+    c2 = lib.codec2_create(C2_MODES[mode])
+    n = lib.codec2_samples_per_frame(c2)
+    nb = lib.codec2_bytes_per_frame(c2)
+    bpf = lib.codec2_bits_per_frame(c2)
+    frame_ms = 1000.0 * n / 8000
+    nfr = -(-len(x8) // n)
+    x8 = np.concatenate([x8, np.zeros(nfr * n - len(x8), np.int16)])
+    lost = trace.mask(nfr, frame_ms)
+    out = np.zeros(nfr * n, np.int16)
+    buf = ctypes.create_string_buffer(nb)
+    o = np.zeros(n, np.int16)
+    optr = o.ctypes.data_as(ctypes.POINTER(ctypes.c_short))
+    last = None
+    for i in range(nfr):
+        fr = np.ascontiguousarray(x8[i * n:(i + 1) * n])
+        lib.codec2_encode(c2, buf, fr.ctypes.data_as(ctypes.POINTER(ctypes.c_short)))
+        o[:] = 0
+        if lost[i]:
+            if last is not None:
+                lib.codec2_decode(c2, optr, last)
+        else:
+            bits = buf.raw
+            lib.codec2_decode(c2, optr, bits)
+            last = bits
+        out[i * n:(i + 1) * n] = o
+    lib.codec2_destroy(c2)
+    _c2_close(lib)
+    y = resample(out.astype(np.float32) / 32768.0, 8000, FS)[:len(x16)]
+    info = {"payload_bps": bpf * 1000.0 / frame_ms, "packet_ms": frame_ms, "packets": nfr,
+            "lost": int(lost.sum()), "library": "libcodec2 (Debian) ctypes"}
+    return y, info

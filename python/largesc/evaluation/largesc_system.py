@@ -1,0 +1,190 @@
+"""LargeSC at the core level, one utterance at a time, on the common loss trace.
+
+    audio 16 kHz -> 24 kHz -> codec.encode_latent -> per-frame activity (dB)
+      -> controller allocation (N, R) per frame    [adaptive | no-UEP | fixed N]
+      -> Packetizer (one 80 ms frame per packet, copy distance d)
+      -> loss trace (packet of frame f spans [80 f, 80 f + 80) ms)
+      -> Reassembler (sequence-clocked, flush to the sent frame count)
+      -> token recovery (moshi | repeat | zero | prefix)
+      -> codec.decode with the per-frame decodable prefix -> 24 kHz -> 16 kHz
+
+Allocation variants (the ablations):
+- ``adaptive``: AdaptiveController(B), fed the condition's loss rate p as its estimate (as Opus
+  gets p as its loss hint; the live system would estimate it from feedback);
+- ``no_uep``: the adaptive allocation with its copies' tokens given to originals instead
+  (:func:`equal_protection`): N' = min(8, N + R + carry), R' = 0, the tokens that do not fit
+  carried to the next frames. Same payload rate, equal protection;
+- ``fixed``: no controller: N = min(8, floor(B / 137.5)) on every frame, R = 0.
+
+Models (codec, LM) are built once per process and reused; recovery is re-seeded per utterance
+so that a result never depends on which utterances ran before it in the same process.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import numpy as np
+
+from ..core import frames
+from ..core.audio_io import resample
+from ..core.controller import AdaptiveController
+from ..core.packet import Packetizer
+from ..core.reassembly import Reassembler, frames_to_arrays
+
+log = logging.getLogger(__name__)
+FS = 16000
+FRAME_MS = 1000.0 * frames.FRAME_SECONDS
+ALLOCATIONS = ("adaptive", "no_uep", "fixed")
+_CODECS: dict = {}
+_RECOVERY: dict = {}
+_ENCODED: dict = {}
+
+
+def get_codec(profile: str, seed: int = 0):
+    key = (profile, seed)
+    if key not in _CODECS:
+        import torch
+        torch.set_num_threads(1)
+        from ..core.codec import load_codec
+        _CODECS[key] = load_codec(profile, seed=seed)
+    return _CODECS[key]
+
+
+def get_recovery(strategy: str, profile: str, lora: str | None = None):
+    key = (strategy, profile, lora)
+    if key not in _RECOVERY:
+        from ..core.recovery import build_recovery
+        kw = {}
+        if strategy == "moshi":
+            kw = {"profile": profile, "lora": lora}
+        _RECOVERY[key] = build_recovery(strategy, **kw)
+    return _RECOVERY[key]
+
+
+def model_description(profile: str, recovery: str = "moshi", lora: str | None = None) -> str:
+    c = get_codec(profile)
+    desc = getattr(c, "description", "") or profile
+    if profile == "mini":
+        from ..core.codec import mini_weights_dir
+        w = mini_weights_dir() / "model.safetensors"
+        if w.is_file():
+            h = hashlib.sha256(w.read_bytes()).hexdigest()[:16]
+            desc = f"mini codec {w.parent} (model.safetensors sha256 {h}...)"
+    if recovery == "moshi":
+        desc += f"; LM: {profile}" + (f" + LoRA {lora}" if lora else "")
+    return desc
+
+
+def encode(profile: str, x24: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes [8, F], activity dB [F]) for a clip, memoised per process by content hash."""
+    from ..core.codec import latent_activity_db
+    h = hashlib.sha256(np.ascontiguousarray(x24, np.float32).tobytes()).hexdigest()
+    key = (profile, h)
+    if key not in _ENCODED:
+        codes, latent = get_codec(profile).encode_latent(x24)
+        if len(_ENCODED) > 64:
+            _ENCODED.clear()
+        _ENCODED[key] = (codes, latent_activity_db(latent))
+    return _ENCODED[key]
+
+
+def audio_activity_db(x24: np.ndarray, nfr: int) -> np.ndarray:
+    """Per-frame input level (dB): an alternative activity source for the controller
+    (`activity="audio"`), for codecs whose latent activity carries no speech/silence contrast
+    (the random-weight `tiny` profile)."""
+    x = np.pad(np.asarray(x24, np.float64), (0, max(0, nfr * frames.FRAME_SAMPLES - len(x24))))
+    fr = x[: nfr * frames.FRAME_SAMPLES].reshape(nfr, frames.FRAME_SAMPLES)
+    return (10.0 * np.log10(np.mean(fr ** 2, axis=1) + 1e-10)).astype(np.float32)
+
+
+def allocations(activity: np.ndarray, allocation: str, bandwidth_bps: float, p: float,
+                d: int = 1) -> list[tuple[int, int]]:
+    """Per-frame (N, R) for one of ALLOCATIONS."""
+    if allocation == "fixed":
+        n = min(frames.NUM_CODEBOOKS, max(1, frames.bps_to_tokens(bandwidth_bps)))
+        return [(n, 0)] * len(activity)
+    ctrl = AdaptiveController(bandwidth_bps, d=d)
+    out = []
+    for a in activity:
+        al = ctrl.step(float(a), p)
+        out.append((al.n_send, al.n_repeat))
+    if allocation == "no_uep":
+        out = equal_protection(out)
+    return out
+
+
+def equal_protection(allocs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The same tokens with no copies: each frame sends N' = min(8, N + R + carry) originals and
+    the tokens that do not fit (frames already at 8) carry to the next frames. So the payload
+    rate equals the UEP allocation's, token for token, except for a carry left at the end when
+    every later frame is already at 8 codebooks (B above 1100 bps)."""
+    out, carry = [], 0
+    for n, r in allocs:
+        t = n + r + carry
+        n2 = min(frames.NUM_CODEBOOKS, t)
+        carry = t - n2
+        out.append((n2, 0))
+    return out
+
+
+def run(x16: np.ndarray, trace, *, profile: str = "tiny", bandwidth_bps: float = 1100.0,
+        p: float = 0.0, allocation: str = "adaptive", recovery: str = "moshi", d: int = 1,
+        lora: str | None = None, seed: int = 0, activity: str = "latent") -> tuple[np.ndarray, dict]:
+    """One utterance through LargeSC; returns (y float32 16 kHz, info).
+
+    activity: what the controller's content importance is computed from: ``latent`` (the
+    codec's latent activity, as the system does) or ``audio`` (input frame level)."""
+    from ..core.recovery import recover
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"allocation must be one of {ALLOCATIONS}")
+    codec = get_codec(profile)
+    x24 = resample(np.asarray(x16, np.float32), FS, frames.SAMPLE_RATE)
+    codes, act = encode(profile, x24)
+    nfr = codes.shape[1]
+    if activity == "audio":
+        act = audio_activity_db(x24, nfr)
+    elif activity != "latent":
+        raise ValueError("activity must be 'latent' or 'audio'")
+    allocs = allocations(act, allocation, bandwidth_bps, p, d)
+    pk = Packetizer(d=d, epoch=0)
+    ra = Reassembler(d=d)
+    out_frames = []
+    lost = 0
+    for f in range(nfr):
+        n, r = allocs[f]
+        pkt = pk.push(codes[:, f], n, r)
+        if pkt is None:
+            continue
+        if trace.lost(f * FRAME_MS, (f + 1) * FRAME_MS):
+            lost += 1
+            continue
+        out_frames += ra.push(pkt)
+    out_frames += ra.flush(until=nfr)
+    tokens, states = frames_to_arrays(out_frames[:nfr])
+    rec = get_recovery(recovery, profile, lora)
+    if hasattr(rec, "seed"):
+        rec.seed(seed)
+    rec.reset()
+    tok, st = recover(rec, tokens, states)
+    prefix = np.clip(frames.decodable_prefixes(st.T), 1, frames.NUM_CODEBOOKS)
+    tok = np.where(np.arange(frames.NUM_CODEBOOKS)[:, None] < prefix[None, :], tok, 0)
+    prefix_decode = True
+    if (prefix == frames.NUM_CODEBOOKS).all():
+        y24 = codec.decode(tok)
+    else:
+        try:
+            y24 = codec.decode(tok, prefix)
+        except TypeError:      # a codec without per-frame prefixes: unknown tokens are code 0
+            prefix_decode = False
+            y24 = codec.decode(tok)
+    y16 = resample(y24, frames.SAMPLE_RATE, FS)[:len(x16)]
+    dur = nfr * frames.FRAME_SECONDS
+    info = {"payload_bps": pk.counters["payload_bits"] / dur,
+            "overhead_bps": pk.counters["overhead_bits"] / dur,
+            "packet_ms": FRAME_MS, "packets": pk.counters["packets"], "lost": lost,
+            "mean_n": float(np.mean([a[0] for a in allocs])) if allocs else 0.0,
+            "mean_r": float(np.mean([a[1] for a in allocs])) if allocs else 0.0,
+            "frames_lost": int(ra.counters["frames_lost"]),
+            "copies_used": int(ra.counters["copies_used"]), "prefix_decode": int(prefix_decode)}
+    return y16.astype(np.float32), info

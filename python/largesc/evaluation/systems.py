@@ -1,0 +1,96 @@
+"""Systems by name: LargeSC, its ablations, and the baselines, each a function of
+(16 kHz audio, loss trace, condition) -> (16 kHz audio, info).
+
+| name | what | packet |
+|---|---|---|
+| largesc | profile's codec, adaptive controller (rate + in-band UEP, p as its loss estimate), `moshi` recovery (or --recovery) | 80 ms |
+| largesc-no-uep | the adaptive allocation with each frame's copy tokens spent on its own codebooks instead (N' = min(8, N + R + carry), R = 0): same payload rate, equal protection | 80 ms |
+| largesc-fixed-n | no controller: N = min(8, floor(B / 137.5)) every frame, R = 0 | 80 ms |
+| largesc-repeat / -zero / -prefix | adaptive controller, baseline recovery | 80 ms |
+| opus | libopus 6 kbps VBR, 16 kHz, in-band FEC on, loss hint = p, PLC | 20 ms |
+| aac | AAC-LC (FFmpeg) 8 kbps requested (~9.3 kbps out), 16 kHz, zero-fill | 64 ms |
+| codec2-700c / -1300 / -3200 | Codec 2 via libcodec2, 8 kHz, repeat last frame on loss | 40 / 40 / 20 ms |
+| reference | the input itself (p = 0 only): the metrics' ceiling | - |
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    kind: str                       # largesc | opus | aac | codec2 | reference
+    params: dict = field(default_factory=dict)
+    uses_bandwidth: bool = False    # only LargeSC follows the budget B
+    packet_ms: float = 0.0
+
+    def key(self) -> dict:
+        return {"name": self.name, "kind": self.kind, **self.params}
+
+
+def _lsc(name, **kw):
+    return System(name, "largesc", {"allocation": "adaptive", "recovery": None, **kw}, True, 80.0)
+
+
+SYSTEMS = {s.name: s for s in [
+    _lsc("largesc"),
+    _lsc("largesc-no-uep", allocation="no_uep"),
+    _lsc("largesc-fixed-n", allocation="fixed"),
+    _lsc("largesc-repeat", recovery="repeat"),
+    _lsc("largesc-zero", recovery="zero"),
+    _lsc("largesc-prefix", recovery="prefix"),
+    System("opus", "opus", {"bitrate": 6000, "fec": True}, False, 20.0),
+    System("aac", "aac", {"bitrate": 8000}, False, 64.0),
+    System("codec2-700c", "codec2", {"mode": "700C"}, False, 40.0),
+    System("codec2-1300", "codec2", {"mode": "1300"}, False, 40.0),
+    System("codec2-3200", "codec2", {"mode": "3200"}, False, 20.0),
+    System("reference", "reference", {}, False, 0.0),
+]}
+
+
+def get(name: str) -> System:
+    if name not in SYSTEMS:
+        raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
+    return SYSTEMS[name]
+
+
+def run(system: System, x16: np.ndarray, trace, *, p: float, bandwidth_bps: float, profile: str,
+        recovery: str, lora: str | None, seed: int, activity: str = "latent") -> tuple[np.ndarray, dict]:
+    k, prm = system.kind, system.params
+    if k == "reference":
+        return np.asarray(x16, np.float32), {"payload_bps": float("nan"), "packet_ms": 0.0, "packets": 0, "lost": 0}
+    if k == "largesc":
+        from . import largesc_system
+        return largesc_system.run(x16, trace, profile=profile, bandwidth_bps=bandwidth_bps, p=p,
+                                  allocation=prm["allocation"], recovery=prm["recovery"] or recovery,
+                                  lora=lora, seed=seed, activity=activity)
+    from . import baselines
+    if k == "opus":
+        return baselines.opus(x16, trace, bitrate=prm["bitrate"], p_hint=p, fec=prm["fec"])
+    if k == "aac":
+        return baselines.aac(x16, trace, bitrate=prm["bitrate"])
+    if k == "codec2":
+        return baselines.codec2(x16, trace, mode=prm["mode"])
+    raise ValueError(k)
+
+
+def algorithmic_latency_ms(system: System, recovery: str = "moshi") -> dict:
+    """Sender + receiver algorithmic delay (no processing or network time): packetisation,
+    codec lookahead, and the receiver's wait for copies / recovery look-ahead."""
+    k, prm = system.kind, system.params
+    if k == "largesc":
+        rec = prm["recovery"] or recovery
+        # the reassembler holds a missing frame until packet f + d_max (d = d_max = 1) arrives
+        return {"packet": 80.0, "lookahead": 0.0, "receiver_wait": 80.0,
+                "recovery": 80.0 if rec == "moshi" else 0.0}
+    if k == "opus":
+        return {"packet": 20.0, "lookahead": 6.5, "receiver_wait": 20.0 if prm["fec"] else 0.0, "recovery": 0.0}
+    if k == "aac":
+        return {"packet": 64.0, "lookahead": 64.0, "receiver_wait": 0.0, "recovery": 0.0}
+    if k == "codec2":
+        return {"packet": 20.0 if prm["mode"] == "3200" else 40.0, "lookahead": 0.0, "receiver_wait": 0.0,
+                "recovery": 0.0}
+    return {"packet": 0.0, "lookahead": 0.0, "receiver_wait": 0.0, "recovery": 0.0}
