@@ -73,7 +73,10 @@ class mimi_decoder(gr.interp_block):
         if self.use_states:
             prefix = np.clip(frames.decodable_prefixes(input_items[1][:n]), 1, self.num_codebooks)
             self._stats["prefix_frames"] += int((prefix < self.num_codebooks).sum())
-        output_items[0][: n * frames.FRAME_SAMPLES] = self.codec.stream_decode(codes, prefix)
+        pcm = self.codec.stream_decode(codes, prefix)
+        lead = n * frames.FRAME_SAMPLES - len(pcm)  # a codec with look-ahead returns less at first
+        output_items[0][:lead] = 0.0
+        output_items[0][lead: n * frames.FRAME_SAMPLES] = pcm
         before = self._stats["frames"] // self.stats_interval
         self._stats["frames"] += n
         if self._stats["frames"] // self.stats_interval != before:

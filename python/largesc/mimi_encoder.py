@@ -78,8 +78,11 @@ class mimi_encoder(gr.decim_block):
             self._stats["nonfinite_samples"] += count
             self._log.warn("nonfinite", f"replaced {count} NaN/inf input samples with 0")
         codes, latent = self.codec.stream_encode(pcm)
-        output_items[0][:n] = codes.T
-        output_items[1][:n] = codec_mod.latent_activity_db(latent)
+        short = n - codes.shape[1]          # a codec with look-ahead returns fewer frames at first
+        output_items[0][:short] = 0         # those lead-in frames: token 0, quiet
+        output_items[1][:short] = -100.0
+        output_items[0][short:n] = codes.T
+        output_items[1][short:n] = codec_mod.latent_activity_db(latent)
         before = self._stats["frames"] // self.stats_interval
         self._stats["frames"] += n
         if self._stats["frames"] // self.stats_interval != before:

@@ -268,7 +268,11 @@ def load_codec(profile: str = "tiny", *, mimi_weights: str | Path | None = None,
     dev = torch_env.resolve_device(device)
     torch_env.disable_compile_on_cpu(dev)
     if profile == "mini":
-        from . import mini_codec
+        try:
+            from . import mini_codec
+        except ImportError as exc:
+            raise RuntimeError(f"profile 'mini' needs the WORLD vocoder packages ({exc.name}): "
+                               "install them with LARGESC_EXTRAS=mini scripts/install_env.sh") from exc
         folder = mini_weights_dir(mimi_weights)
         try:
             return mini_codec.load_mini_codec(folder, device=str(dev), num_codebooks=num_codebooks)

@@ -23,10 +23,11 @@ def loopback(codec: TokenCodec, x24: np.ndarray, num_codebooks: int = 8, chunk_f
              progress: bool = False) -> CodecRun:
     """Stream `x24` (24 kHz) through encode then decode of the first `num_codebooks` codebooks.
 
-    The input is zero-padded to whole frames and the output trimmed back to the input length.
+    The input is zero-padded to whole frames (plus the codec's streaming delay, which flushes its
+    look-ahead) and the output trimmed back to the input length.
     """
     n = len(x24)
-    nfr = -(-n // frames.FRAME_SAMPLES)
+    nfr = -(-n // frames.FRAME_SAMPLES) + codec.stream_delay_frames
     pcm = np.pad(np.asarray(x24, np.float32), (0, nfr * frames.FRAME_SAMPLES - n))
     codes, out = [], []
     t_enc = t_dec = 0.0
