@@ -1,7 +1,13 @@
 """`gr-largesc run`: the whole LargeSC loopback on a wav file, headless, as a GNU Radio flowgraph.
 
-    wav -> largesc_tx -> packet_erasure_channel -> largesc_rx -> wav
+    wav -> largesc_tx -> packet_erasure_channel -> largesc_rx -> wav     (--channel erasure)
+                      or packet_phy (GMSK + CRC + AWGN/multipath at --snr) (--channel phy)
                ^------------- feedback (loss rate) ------------'
+
+With --channel phy the packets cross a simulated radio link built from GNU Radio's own blocks
+(python/largesc/packet_phy.py): the PHY, not a coin, loses them, and the summary gives the
+on-air rate with the PHY's framing overhead (preamble, access code, length header, CRC-32) beside
+the payload rate.
 
 The flowgraph is built in Python (gr-dvbs2rx `apps/` style) and runs unthrottled: TX is paced
 by RX (largesc_tx.pace_with) so memory stays flat, and the sender's end-of-stream PDU ends the
@@ -18,12 +24,15 @@ sampling, and the codec runs one frame per call, so the same seed gives the same
 (--batch trades that for speed). That holds with --feedback oracle
 (the default: the controller uses the configured loss rate). With --feedback loop the
 controller follows the receiver's loss reports, whose arrival time depends on thread
-scheduling, so two runs can differ in a few frames' allocation.
+scheduling, so two runs can differ in a few frames' allocation. --channel phy keeps it too: the
+PHY's noise is seeded and its bursts follow one another in the sample stream whatever the
+thread timing, so the same seed loses the same packets.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -58,6 +67,16 @@ def build_parser(prog: str = "gr-largesc run") -> argparse.ArgumentParser:
     p.add_argument("--burst", type=float, default=2.0, help="mean burst length (gilbert), packets")
     p.add_argument("--trace", default="", help="loss trace file for --loss-model trace "
                    "('0'/'1' per packet)")
+    p.add_argument("--channel", choices=["erasure", "phy"], default="erasure",
+                   help="erasure: packet erasure channel (--loss, --loss-model); phy: GMSK packet "
+                        "PHY + channel model (--snr, --freq-offset, --taps; --loss is then only the "
+                        "controller's first loss estimate, --feedback loop follows RX)")
+    p.add_argument("--snr", type=float, default=20.0,
+                   help="--channel phy: SNR per sample in dB (about 0%% loss at 18, 30%% at 13)")
+    p.add_argument("--freq-offset", type=float, default=0.0,
+                   help="--channel phy: frequency offset in cycles per sample")
+    p.add_argument("--taps", default="1.0",
+                   help="--channel phy: multipath taps, comma-separated (e.g. 1,0.3,0.1)")
     p.add_argument("--recovery", choices=RECOVERY_CHOICES, default="moshi")
     p.add_argument("--d", type=int, default=1, help="copy distance d (frames)")
     p.add_argument("--d-max", type=int, default=0, help="frames RX waits for copies (0: d + 1)")
@@ -88,6 +107,28 @@ def _options(options) -> argparse.Namespace:
     return argparse.Namespace(**{**defaults, **given})
 
 
+def _taps(text):
+    """'1,0.3,0.1j' -> [1, 0.3, 0.1j] (complex multipath taps)."""
+    try:
+        taps = [complex(t.strip().replace(" ", "")) for t in str(text).split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"--taps must be comma-separated numbers, got {text!r}") from None
+    if not taps or not any(taps) or not all(math.isfinite(abs(t)) for t in taps):
+        raise ValueError(f"--taps needs finite numbers and a nonzero tap, got {text!r}")
+    return taps
+
+
+def _channel_stats(o, ch) -> dict:
+    """{'sent', 'dropped', 'loss'} of data packets, whichever channel; plus the PHY's counters."""
+    if o.channel != "phy":
+        c = ch.get_stats()
+        return {"sent": c["sent"], "dropped": c["dropped"], "loss": c["loss"]}
+    c = ch.get_stats()
+    sent, got = c["tx"]["packets"], c["rx"]["packets"]
+    return {"sent": sent, "dropped": max(0, sent - got), "loss": max(0, sent - got) / sent if sent else 0.0,
+            "phy": c}
+
+
 def loopback_flowgraph(x, rate, o, d_max, out_rate=None):
     """The top block: vector source -> largesc_tx -> erasure channel -> largesc_rx -> vector sink."""
     from gnuradio import blocks, gr
@@ -104,8 +145,14 @@ def loopback_flowgraph(x, rate, o, d_max, out_rate=None):
                                  loss_rate=o.loss, use_feedback=o.feedback == "loop", dtx=o.dtx,
                                  device=o.device, num_threads=o.threads, seed=o.seed,
                                  frame_by_frame=not o.batch)
-            self.channel = packet_erasure_channel(LOSS_MODELS[o.loss_model], o.loss,
-                                                  mean_burst=o.burst, trace_file=o.trace, seed=o.seed)
+            if o.channel == "phy":
+                from .packet_phy import packet_phy
+                self.channel = packet_phy(snr_db=o.snr, freq_offset=o.freq_offset,
+                                          taps=_taps(o.taps), seed=o.seed)
+            else:
+                self.channel = packet_erasure_channel(LOSS_MODELS[o.loss_model], o.loss,
+                                                      mean_burst=o.burst, trace_file=o.trace,
+                                                      seed=o.seed)
             self.rx = largesc_rx(samp_rate=out_rate or rate, profile=o.profile, d=o.d, d_max=d_max,
                                  recovery=o.recovery, device=o.device, num_threads=o.threads,
                                  seed=o.seed, lm_profile=o.lm_profile, frame_by_frame=not o.batch)
@@ -152,7 +199,11 @@ def run(options) -> dict:
         raise ValueError(f"--loss must be in [0, 1], got {o.loss}")
     if o.d < 1 or o.d_max < 0 or (o.d_max and o.d_max < o.d):
         raise ValueError(f"need d >= 1 and d_max >= d (or 0), got d = {o.d}, d_max = {o.d_max}")
-    if o.loss_model == "trace" and not o.trace:
+    if o.channel == "phy":
+        _taps(o.taps)
+        if not abs(o.freq_offset) < 0.5:
+            raise ValueError(f"--freq-offset must be in (-0.5, 0.5) cycles per sample, got {o.freq_offset}")
+    elif o.loss_model == "trace" and not o.trace:
         raise ValueError("--loss-model trace needs --trace FILE")
     d_max = o.d_max if o.d_max > 0 else o.d + 1
     x, rate = audio_io.read_wav(o.input)
@@ -174,8 +225,10 @@ def run(options) -> dict:
     stop = threading.Event()
     prog = None
     if not o.quiet:
+        chan = (f"GMSK PHY at SNR {o.snr:g} dB" if o.channel == "phy"
+                else f"p = {o.loss:g} ({o.loss_model})")
         sys.stderr.write(f"gr-largesc run: {o.input} ({n_in / rate:.2f} s at {rate} Hz), profile "
-                         f"{o.profile}, B = {o.bandwidth:g} bps, p = {o.loss:g} ({o.loss_model}), "
+                         f"{o.profile}, B = {o.bandwidth:g} bps, {chan}, "
                          f"recovery {o.recovery}, seed {o.seed}\n")
     if not o.quiet or o.stats_interval > 0:
         prog = threading.Thread(target=_progress, args=(tb, total, stop, sys.stderr,
@@ -212,18 +265,39 @@ def run(options) -> dict:
 
 def _summary(o, rate, n_in, tx, ch, rx, load_s, run_s, d_max) -> dict:
     from .core import frames
-    ts, rs, cs = tx.get_stats(), rx.get_stats(), ch.get_stats()
+    ts, rs, cs = tx.get_stats(), rx.get_stats(), _channel_stats(o, ch)
     ctl, dep, rec = ts["controller"], rs["depacketizer"], rs["recovery"]
     n_frames = ctl["frames"]
     seconds = n_in / rate
     tokens = {k[len("tokens_"):]: v for k, v in rec.items() if k.startswith("tokens_")}
-    algo = {**tx.algorithmic_latency_ms(), "channel (simulated)": 0.0,
+    algo = {**tx.algorithmic_latency_ms(),
+            ("channel (simulated PHY: air time not modelled)" if o.channel == "phy"
+             else "channel (simulated)"): 0.0,
             **rx.algorithmic_latency_ms()}
     compute = {"encode": ts["compute"]["encode"], "controller + packetizer": ts["compute"]["controller"],
                "recovery": rs["compute"]["recovery"], "decode": rs["compute"]["decode"]}
     # a live link has neither the file-mode hold nor (for received frames) the copy wait
     algo_received = sum(v for k, v in algo.items() if not k.startswith(("redundancy", "hold")))
     compute_frame = sum(c["ms_per_frame"] for c in compute.values())
+    on_air = round(ctl["payload_bps"] + ctl["overhead_bps"], 2)
+    phy = {}
+    if o.channel == "phy":
+        ov = ch.overhead()
+        bursts = cs["phy"]["tx"]
+        per_s = 1.0 / (frames.FRAME_SECONDS * max(1, n_frames))     # as the controller's bps
+        phy_bps = on_air + ctl["packets"] * ov["bits"] * per_s
+        rx_c = cs["phy"]["rx"]
+        eos = ("in band" if rx_c["eos_in_band"] else
+               "simulation fallback (every copy lost)" if rx_c["eos_sim"] else "none")
+        phy = {"snr_db": o.snr, "freq_offset": o.freq_offset,
+               "taps": [t.strip() for t in str(o.taps).split(",") if t.strip()],
+               "phy_overhead_bits_per_packet": ov["bits"],
+               "phy_guard_symbols_per_packet": ov["guard_symbols"],
+               "on_air_bps_phy": round(phy_bps, 2),
+               "channel_symbol_rate": round(phy_bps + ctl["packets"] * ov["guard_symbols"] * per_s, 2),
+               "phy_bursts": bursts["bursts"],
+               "phy_control_bursts": bursts["sync_bursts"] + bursts["eos_bursts"],
+               "phy_crc_fail": rx_c["crc_fail"], "eos": eos}
     return {
         "input": str(o.input), "output": str(o.output), "rate": rate, "seconds": round(seconds, 3),
         "output_samples": n_in, "profile": o.profile, "recovery": o.recovery,
@@ -232,7 +306,7 @@ def _summary(o, rate, n_in, tx, ch, rx, load_s, run_s, d_max) -> dict:
         "frames": n_frames, "packets": ctl["packets"],
         "payload_bits": ctl["payload_bits"], "header_bits": ctl["overhead_bits"],
         "payload_bps": round(ctl["payload_bps"], 2), "header_bps": round(ctl["overhead_bps"], 2),
-        "on_air_bps": round(ctl["payload_bps"] + ctl["overhead_bps"], 2),
+        "on_air_bps": on_air, "channel": o.channel, **phy,
         "packets_dropped": cs["dropped"], "channel_loss": round(cs["loss"], 4),
         "frames_out": dep["frames_out"], "frames_lost": dep["frames_lost"],
         "lost_fraction": round(dep["frames_lost"] / dep["frames_out"], 4) if dep["frames_out"] else 0.0,
@@ -255,19 +329,37 @@ def _summary(o, rate, n_in, tx, ch, rx, load_s, run_s, d_max) -> dict:
 
 def format_summary(s: dict) -> str:
     """Human-readable summary: stats table + latency table (Markdown)."""
+    if s.get("channel") == "phy":
+        rate_rows = [
+            ("packet rate (payload + LargeSC header)", f"{s['on_air_bps']} bps"),
+            ("on-air rate with PHY overhead",
+             f"{s['on_air_bps_phy']} bps (+ {s['phy_overhead_bits_per_packet']} bits per packet: "
+             f"preamble, access code, length, type, CRC-32)"),
+            ("channel symbol rate incl. guard",
+             f"{s['channel_symbol_rate']} symbols/s (GMSK, 1 bit per symbol; "
+             f"{s['phy_guard_symbols_per_packet']:g} guard symbols per packet)"),
+            ("PHY bursts (control: sync, eos, flush)",
+             f"{s['phy_bursts']} ({s['phy_control_bursts']}); CRC failures {s['phy_crc_fail']}; "
+             f"eos {s['eos']}")]
+    else:
+        rate_rows = [("on-air rate (erasure channel: no PHY)", f"{s['on_air_bps']} bps")]
     rows = [("input", f"{s['input']} ({s['seconds']} s, {s['rate']} Hz)"),
             ("output", f"{s['output']} ({s['output_samples']} samples at {s['output_rate']} Hz "
                        f"= input duration)"),
             ("profile / recovery", f"{s['profile']} / {s['recovery']}"),
-            ("channel", f"{s['loss_model']}, p = {s['loss']}" +
+            ("channel", (f"GMSK packet PHY (sps 2, CRC-32), SNR {s['snr_db']} dB, frequency offset "
+                         f"{s['freq_offset']}, taps {', '.join(s['taps'])}, seed {s['seed']}")
+             if s.get("channel") == "phy" else
+             f"{s['loss_model']}, p = {s['loss']}" +
              (f", burst {s['burst']}" if s["loss_model"] == "gilbert" else "") + f", seed {s['seed']}"),
             ("budget B", f"{s['bandwidth_bps']:g} bps, d = {s['d']}, d_max = {s['d_max']}, "
                          f"feedback {s['feedback']}"),
             ("frames", s["frames"]), ("packets", s["packets"]),
             ("payload bits / bps", f"{s['payload_bits']} / {s['payload_bps']}"),
             ("header bits / bps", f"{s['header_bits']} / {s['header_bps']} (header + CRC + pad)"),
-            ("on-air rate (erasure channel: no PHY)", f"{s['on_air_bps']} bps"),
-            ("packets dropped", f"{s['packets_dropped']} ({s['channel_loss']:.1%})"),
+            *rate_rows,
+            ("packets dropped" + (" (lost by the PHY)" if s.get("channel") == "phy" else ""),
+             f"{s['packets_dropped']} ({s['channel_loss']:.1%})"),
             ("frames lost (no own packet, no copy)", f"{s['frames_lost']} of {s['frames_out']} "
                                                      f"({s['lost_fraction']:.1%})"),
             ("frames helped by copies", s["frames_with_copies"]),

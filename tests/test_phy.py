@@ -1,0 +1,141 @@
+"""The GMSK packet PHY (python/largesc/packet_phy.py) and the sim_phy_loopback example, on `tiny`."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pmt
+import pytest
+from gnuradio import blocks, gr
+
+from gnuradio.largesc import run_app
+from gnuradio.largesc.core import audio_io, frames
+from gnuradio.largesc.packet_pdu import DONE, PDUS, SYSTEM, eos_pdu, make_pdu
+from gnuradio.largesc.packet_phy import (packet_phy_rx, packet_phy_tx, measure_loss, noise_voltage,
+                                         overhead)
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = REPO / "python" / "largesc" / "data" / "speech_librivox_16k.wav"
+TAPS = (1.0, 0.3, 0.1)                                   # the example's multipath
+
+
+@pytest.fixture(scope="module")
+def short_wav(tmp_path_factory):
+    x, rate = audio_io.read_wav(CLIP)
+    path = tmp_path_factory.mktemp("wav") / "short.wav"
+    audio_io.write_wav(path, x[: 2 * rate], rate)        # 2 s = 25 frames
+    return path
+
+
+def test_noise_voltage_and_overhead():
+    assert noise_voltage(20) == pytest.approx(0.1)
+    assert overhead() == {"bits": 8 * (4 + 8 + 4 + 1 + 4 + 2), "guard_symbols": 48.0}
+
+
+def test_high_snr_loses_at_most_one_packet_in_100():
+    sent, ok, eos_in_band, stats = measure_loss(20.0, packets=100, freq_offset=0.001, taps=TAPS, seed=1)
+    assert sent - ok <= 1, stats
+    assert eos_in_band and stats["rx"]["eos_in_band"] == 1 and stats["rx"]["eos_sim"] == 0
+    assert stats["tx"]["sync_bursts"] == 2 and stats["tx"]["eos_bursts"] == 3
+
+
+def test_very_low_snr_loses_everything_and_the_eos_mark_still_arrives():
+    sent, ok, eos_in_band, stats = measure_loss(4.0, packets=30, taps=TAPS, seed=2)
+    assert ok == 0 and not eos_in_band
+    assert stats["rx"]["eos_sim"] == 1                   # the loopback's fallback ends the stream
+
+
+def test_low_snr_run_loses_many_and_rx_emits_every_frame(short_wav, tmp_path):
+    out = tmp_path / "low.wav"
+    s = run_app.run({"input": str(short_wav), "output": str(out), "profile": "tiny", "quiet": True,
+                     "batch": True, "recovery": "repeat", "channel": "phy", "snr": 12.0,
+                     "taps": "1,0.3,0.1", "freq_offset": 0.001, "seed": 3})
+    assert s["channel"] == "phy" and s["channel_loss"] > 0.3, s
+    assert s["frames_out"] == s["frames"] == s["packets"]          # every frame, lost ones included
+    assert 0 < s["frames_lost"] < s["frames"]
+    y, rate = audio_io.read_wav(out)
+    x, rate_in = audio_io.read_wav(short_wav)
+    assert (rate, len(y)) == (rate_in, len(x))
+    assert np.isfinite(y).all()
+    assert s["on_air_bps_phy"] > s["on_air_bps"] > s["payload_bps"]
+    assert s["on_air_bps_phy"] == pytest.approx(
+        s["on_air_bps"] + s["packets"] * s["phy_overhead_bits_per_packet"] * 12.5 / s["frames"], rel=1e-3)
+
+
+def test_high_snr_run_loses_nothing(short_wav, tmp_path):
+    s = run_app.run({"input": str(short_wav), "output": str(tmp_path / "hi.wav"), "profile": "tiny",
+                     "quiet": True, "batch": True, "recovery": "zero", "channel": "phy", "snr": 25.0})
+    assert s["packets_dropped"] == 0 and s["frames_lost"] == 0 and s["eos"] == "in band"
+    text = run_app.format_summary(s)
+    assert "on-air rate with PHY overhead" in text and "GMSK packet PHY" in text
+
+
+def test_noise_burst_and_garbage_never_crash_a_block():
+    """Good bursts, then a loud random-noise burst and random bytes, then good bursts again."""
+    rng = np.random.default_rng(5)
+    tb = gr.top_block()
+    tx = packet_phy_tx()
+    snk = blocks.vector_sink_c()
+    tb.connect(tx, snk)
+    tb.start()
+    good = [bytes(rng.integers(0, 256, 19, dtype=np.uint8)) for _ in range(6)]
+    for p in good:
+        tx.framer._post(PDUS, make_pdu(p, {}))
+    for bad in (pmt.intern("junk"), pmt.cons(pmt.PMT_NIL, pmt.init_f32vector(2, [1.0, 2.0])),
+                make_pdu(b"", {}), pmt.cons(pmt.from_long(3), pmt.init_u8vector(1, [1]))):
+        tx.framer._post(PDUS, bad)
+    tx.framer._post(PDUS, eos_pdu(6, 0))
+    tx.framer._post(SYSTEM, pmt.cons(DONE, pmt.from_long(1)))
+    tb.wait()
+    assert tx.get_stats()["bad_messages"] == 4
+    y = np.array(snk.data(), dtype=np.complex64)
+    half = len(y) // 2
+    # a loud noise burst, NaN samples and random-phase steps between the good bursts
+    noise = (rng.normal(size=4000) + 1j * rng.normal(size=4000)).astype(np.complex64) * 30
+    junk = np.exp(1j * np.pi / 2 * rng.integers(0, 4, 3000)).astype(np.complex64)   # random-phase steps
+    z = np.concatenate([y[:half], noise, np.full(50, np.nan, np.complex64), junk, y[half:],
+                        np.zeros(400, np.complex64)])
+
+    tb2 = gr.top_block()
+    src = blocks.vector_source_c(z.tolist())
+    rx = packet_phy_rx()
+    dbg = blocks.message_debug()
+    tb2.connect(src, rx)
+    tb2.msg_connect(rx, "pdus", dbg, "store")
+    # random bytes straight into the deframer (as if they had passed a CRC)
+    for n in (0, 1, 3, 40):
+        rx.deframer._post(PDUS, make_pdu(bytes(rng.integers(0, 256, n, dtype=np.uint8)) or b"", {}))
+    rx.deframer._post(PDUS, pmt.intern("junk"))
+    tb2.run()
+    got = {bytes(pmt.u8vector_elements(pmt.cdr(dbg.get_message(i)))) for i in range(dbg.num_messages())}
+    assert sum(p in got for p in good) >= 5                  # one burst may be cut by the noise
+    assert rx.get_stats()["bad_messages"] >= 2
+
+
+def _grcc(grc, tmp_path):
+    out = tmp_path / "gen"
+    out.mkdir(exist_ok=True)
+    env = dict(os.environ, GRC_BLOCKS_PATH=str(REPO / "grc"), HOME=str(tmp_path / "home"))
+    env.pop("DISPLAY", None)
+    r = subprocess.run(["grcc", "-o", str(out), str(grc)], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out / (grc.stem + ".py")
+
+
+def test_sim_phy_loopback_example_runs_headless(short_wav, tmp_path):
+    script = _grcc(REPO / "examples" / "sim_phy_loopback.grc", tmp_path)
+    wav_out = tmp_path / "out.wav"
+    r = subprocess.run([sys.executable, str(script), "-i", str(short_wav), "-o", str(wav_out),
+                        "-r", "16000", "-p", "tiny", "-n", "13", "-s", "1", "-c", "repeat"],
+                       capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    y, rate = audio_io.read_wav(wav_out)
+    x, rate_in = audio_io.read_wav(short_wav)
+    frame_in = rate_in * frames.FRAME_SAMPLES // frames.SAMPLE_RATE
+    # as sim_erasure_loopback: whole frames only (the GRC example does not pad its input)
+    assert rate == rate_in
+    assert (len(x) // frame_in - 2) * frame_in < len(y) <= len(x)
+    assert np.isfinite(y).all()
