@@ -131,8 +131,9 @@ class qa_largesc_rx(gr_unittest.TestCase):
         self.assertGreater(self.tx.get_stats()["pacer"]["waits"], 0)
 
     def test_without_pacing_the_backlog_grows(self):
-        # the reference for the test above: same run, no pacing -> frames pile up in RX
-        self.assertGreater(self._slow_run(250, pace=False), 60)
+        # the reference for the test above: same run, no pacing -> frames pile up in RX, well past
+        # the paced bound (how far depends on how fast the encoder runs on a loaded machine)
+        self.assertGreater(self._slow_run(250, pace=False), 25 + 2 + 10)
 
     def test_depacketizer_hold_last_puts_eos_on_the_last_frame(self):
         # the eos mark arrives after every frame could have been written: only hold_last
