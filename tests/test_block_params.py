@@ -250,8 +250,7 @@ def setter_cases():
         for cb in yaml.safe_load(path.read_text())["templates"].get("callbacks", []) or []:
             m = re.match(r"\s*(\w+)\(\$\{\s*(\w+)\s*\}\)", cb)
             assert m, f"{path.name}: callback {cb!r} is not set_x(${{param}})"
-            out.append(pytest.param(block, m.group(1), m.group(2), id=f"{block}.{m.group(1)}",
-                                    ))
+            out.append(pytest.param(block, m.group(1), m.group(2), id=f"{block}.{m.group(1)}"))
     return out
 
 
