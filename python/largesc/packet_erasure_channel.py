@@ -17,7 +17,7 @@ from gnuradio import gr
 
 from . import _params as P
 from .core.channels import make_channel
-from ._blockutil import RateLimitedLog, stats_to_pmt
+from ._blockutil import DoneGrace, RateLimitedLog, stats_to_pmt
 from .packet_pdu import (CTRL, DONE, PDUS, STATS, SYSTEM, BadMessage, is_eos,
                          parse_pdu)
 
@@ -37,7 +37,7 @@ def check_p(p, mean_burst=None):
     return p
 
 
-class packet_erasure_channel(gr.basic_block):
+class packet_erasure_channel(DoneGrace, gr.basic_block):
     """Drop PDUs.
 
     Parameters (checked at construction; a bad value raises ValueError naming it):
@@ -134,31 +134,12 @@ class packet_erasure_channel(gr.basic_block):
                 self._done_msg = msg
                 self._finish()
             elif self._done_msg is None:
-                self._done_msg = msg
-                self._timer = threading.Timer(self.eos_grace_s, self._post_timeout)
-                self._timer.daemon = True
-                self._timer.start()
+                self._start_grace(msg)
         except Exception as exc:                            # noqa: BLE001
             self._bad("system", f"system message: {exc}")
 
-    def _post_timeout(self):
-        try:
-            self._post(SYSTEM, pmt.cons(DONE, pmt.from_long(-1)))
-        except Exception:                                   # noqa: BLE001
-            pass
-
-    def _finish(self):
-        if self._timer is not None:
-            self._timer.cancel()
-        self.gateway.system_handler(pmt.cons(DONE, pmt.from_long(1)))
-
-    def _bad(self, kind, text=None):
-        self.counters["bad_messages"] += 1
-        self._log.warn(kind, f"dropped a message: {text or kind}")
-
     def stop(self):
-        if self._timer is not None:
-            self._timer.cancel()
+        self._cancel_grace()
         try:
             self.message_port_pub(STATS, stats_to_pmt(self.get_stats()))
         except Exception as exc:                            # noqa: BLE001 - stop() must not raise

@@ -52,7 +52,7 @@ import pmt
 from gnuradio import blocks, channels, digital, gr, pdu
 
 from . import _params as P
-from ._blockutil import RateLimitedLog
+from ._blockutil import DoneGrace, RateLimitedLog
 from .packet_pdu import DONE, PDUS, SYSTEM, BadMessage, eos_frames, eos_pdu, is_eos, make_pdu, parse_pdu
 
 LEN_TAG = "packet_len"
@@ -133,7 +133,7 @@ def _u8pdu(data, meta=None):
     return pmt.cons(pmt.make_dict() if meta is None else meta, pmt.init_u8vector(len(data), list(data)))
 
 
-class packet_phy_framer(gr.basic_block):
+class packet_phy_framer(DoneGrace, gr.basic_block):
     """LargeSC PDUs in (`pdus`) -> link payloads out (`pdus`): a type byte before each packet;
     a sync burst before the first; the end-of-stream mark `eos_copies` times and a flush burst
     at the end. In `feedback`: loss reports (dict `loss_rate`, from LargeSC RX) sent as type-3
@@ -245,31 +245,12 @@ class packet_phy_framer(gr.basic_block):
                     self._done_msg = msg
                     self._finish()
                 elif self._done_msg is None:
-                    self._done_msg = msg
-                    self._timer = threading.Timer(self.eos_grace_s, self._post_timeout)
-                    self._timer.daemon = True
-                    self._timer.start()
+                    self._start_grace(msg)
         except Exception as exc:                            # noqa: BLE001
             self._bad("system", f"system message: {exc}")
 
-    def _post_timeout(self):
-        try:
-            self._post(SYSTEM, pmt.cons(DONE, pmt.from_long(-1)))
-        except Exception:                                   # noqa: BLE001
-            pass
-
-    def _finish(self):
-        if self._timer is not None:
-            self._timer.cancel()
-        self.gateway.system_handler(pmt.cons(DONE, pmt.from_long(1)))
-
-    def _bad(self, kind, text=None):
-        self.counters["bad_messages"] += 1
-        self._log.warn(kind, f"dropped a message: {text or kind}")
-
     def stop(self):
-        if self._timer is not None:
-            self._timer.cancel()
+        self._cancel_grace()
         return True
 
 
