@@ -57,6 +57,19 @@ BAD = {
     "recovery": ["oracle", ""],
     "model": ["bogus", ""],
     "feedback": ["bogus"],
+    # packet PHY (packet_phy*.py)
+    "snr_db": [-30.1, 100.1, -1e12, 1e12],
+    "freq_offset": [0.5, -0.5, 1.0, -1.0],          # open interval (-0.5, 0.5) cycles/sample
+    "sps": [0, 1, -1, 65, 10 ** 9],
+    "bt": [0.0, 0.09, 1.1, -1.0],
+    "threshold": [-1, 17, 10 ** 9],
+    "eos_copies": [0, -1, 17, 10 ** 9],
+    "preamble_bytes": [0, -1, 65, 10 ** 9],
+    "postamble_bytes": [0, -1, 65, 10 ** 9],
+    "pre_padding": [-1, 100001, 10 ** 9],
+    "post_padding": [-1, 100001, 10 ** 9],
+    "ramp": [0, 1, -1, 33, 10 ** 9],                # 33 > 8 * sps * min(pre, postamble) = 32
+    "upstream_edges": [0, -1, 65, 10 ** 9],
 }
 # Values bad only for some blocks (a rate other than 24 kHz is fine for the TX/RX hier blocks).
 BLOCK_BAD = {
@@ -80,7 +93,7 @@ GENERIC = {
 # Blocks whose YAML `asserts:` do not yet mirror their constructor checks: their YAML test is
 # expected to fail until they do (then drop them from this set). Constructors and setters are
 # checked strictly for every block.
-PENDING = {"packet_phy", "packet_phy_tx", "packet_phy_rx", "packet_phy_framer", "packet_phy_deframer"}
+PENDING = set()
 
 
 def block_classes():
@@ -286,7 +299,8 @@ def yaml_namespace(data):
     ns = {}
     for p in data["parameters"]:
         default = str(p.get("default", ""))
-        if p.get("dtype") in ("int", "real", "float", "bool", "raw"):
+        if p.get("dtype") in ("int", "real", "float", "bool", "raw",
+                              "complex_vector", "real_vector", "float_vector", "int_vector"):
             ns[p["id"]] = eval(default, {"__builtins__": {}})          # noqa: S307 - our own YAML
         else:
             ns[p["id"]] = default
@@ -323,3 +337,20 @@ def test_yaml_asserts_accept_defaults_and_refuse_bad_numbers(block, path):
         if name in ns and not any(p["id"] == name and p.get("options") for p in data["parameters"]):
             for v in BAD.get(name, []):
                 assert not yaml_ok(data, {**ns, name: v}), f"{path.name}: asserts accept {name} = {v!r}"
+
+
+@pytest.mark.parametrize("value,ok", [
+    ([1.0], True), ([0, 0.5j], True), ([1, 0.5, 0.25 + 0.1j], True),
+    ([], False), ([0], False), ([0, 0j], False), ([NAN], False), ([1, INF], False),
+    ([complex(0, NAN)], False), ([complex(-INF, 1)], False),
+])
+def test_yaml_taps_assert_mirrors_check_taps(value, ok):
+    """packet_phy taps (a complex_vector, not walked above): non-empty, finite, not all zero."""
+    from gnuradio.largesc.packet_phy import packet_phy
+    data = yaml.safe_load((REPO / "grc" / "largesc_packet_phy.block.yml").read_text())
+    ns = yaml_namespace(data)
+    assert yaml_ok(data, {**ns, "taps": value}) is ok, f"asserts {'refuse' if ok else 'accept'} taps = {value!r}"
+    if ok:
+        packet_phy(taps=value)
+    else:
+        assert_refused("packet_phy", "taps", value, {})
