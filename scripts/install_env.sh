@@ -12,8 +12,9 @@ log() { printf '[install %4ds] %s\n' "$SECONDS" "$*"; }
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 # 1. Debian packages. 'gnuradio' carries the Python bindings, grcc and gr_modtool;
-#    gnuradio-dev + cmake are for the CMake install route. No recommends (they add 2 GB).
-APT_PKGS=(gnuradio gnuradio-dev cmake python3-venv python3-dev build-essential)
+#    gnuradio-dev + cmake are for the CMake install route. No recommends (they add 2 GB), so the
+#    GTK 3 typelib that gnuradio-companion needs is named explicitly.
+APT_PKGS=(gnuradio gnuradio-dev cmake python3-venv python3-dev build-essential gir1.2-gtk-3.0 python3-gi-cairo)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
