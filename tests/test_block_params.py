@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 BLOCK_FILES = sorted((REPO / "grc").glob("largesc_*.block.yml"))
 NAN, INF = float("nan"), float("inf")
 MISSING = "/nonexistent/largesc/missing.safetensors"
-FILE_PARAMS = {"mimi_weights", "lora", "lm_weights", "lm_config", "trace_file"}
+FILE_PARAMS = {"record_file", "mimi_weights", "lora", "lm_weights", "lm_config", "trace_file"}
 SAFETENSORS_PARAMS = {"mimi_weights", "lora", "lm_weights"}
 
 # Named bad values (beyond the type-generic ones). Bounds are the documented ranges.

@@ -16,3 +16,6 @@ from .token_recovery import token_recovery  # noqa: E402
 from .largesc_tx import largesc_tx  # noqa: E402
 from .largesc_rx import largesc_rx  # noqa: E402
 from .packet_phy import packet_phy, packet_phy_tx, packet_phy_rx, packet_phy_framer, packet_phy_deframer  # noqa: E402
+from .pdu_recorder import pdu_recorder  # noqa: E402
+from .pdu_replayer import pdu_replayer  # noqa: E402
+from .stats_to_stream import stats_to_stream  # noqa: E402

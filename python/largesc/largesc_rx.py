@@ -6,6 +6,9 @@ samp_rate] -> audio.
 
 Message ports (docs/architecture.md): in `pdus` (packets as PDUs, plus the sender's
 end-of-stream PDU), out `feedback` (dict `loss_rate`, for largesc_tx's `feedback` port).
+Stream outputs: 0 = audio; 1 = the per-codebook states of every frame after recovery (8 uint8
+per frame, frames.STATE_*: original, copy, generated, fallback, not sent), for displays such as
+a QT time raster; it may be left unconnected (a null sink inside takes it then).
 
 Stream boundary: packets are messages up to the depacketizer and a stream of frames (8 int32
 tokens + 8 uint8 states per item) after it, so everything behind the depacketizer has GNU
@@ -33,7 +36,8 @@ NAME = "largesc_rx"
 
 
 class largesc_rx(gr.hier_block2):
-    """LargeSC receiver: PDUs on `pdus` in, float audio at `samp_rate` out.
+    """LargeSC receiver: PDUs on `pdus` in, float audio at `samp_rate` out (output 0), the
+    per-codebook states of each decoded frame out on output 1 (uint8 x 8; may stay unconnected).
 
     Args:
         samp_rate: output audio rate in Hz; anything but 24000 goes through GNU Radio's rational
@@ -91,7 +95,7 @@ class largesc_rx(gr.hier_block2):
         P.check_int(NAME, "feedback_interval", feedback_interval, 1, MAX_FEEDBACK_FRAMES, "frames")
         frame_by_frame = P.check_bool(NAME, "frame_by_frame", frame_by_frame)
         gr.hier_block2.__init__(self, "largesc_rx", gr.io_signature(0, 0, 0),
-                                gr.io_signature(1, 1, gr.sizeof_float))
+                                gr.io_signature.makev(2, 2, [gr.sizeof_float, K]))
         from .depacketizer import depacketizer
         from .mimi_decoder import mimi_decoder
         from .token_recovery import token_recovery
@@ -119,6 +123,7 @@ class largesc_rx(gr.hier_block2):
         self.states_sink = blocks.null_sink(K)          # uint8 x 8 per frame
         self.connect((self.depacketizer, 0), (self.recovery, 0), (self.decoder, 0))
         self.connect((self.depacketizer, 1), (self.recovery, 1), (self.states_sink, 0))
+        self.connect((self.recovery, 1), (self, 1))     # optional outside: the null sink stays
         if interp == decim:
             self.resampler = None
             self.connect(self.decoder, self)
