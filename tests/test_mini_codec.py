@@ -34,10 +34,12 @@ def speechlike(seconds=2.0, f0=140.0, seed=0):
     return (0.1 * x / np.abs(x).max()).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def codec(tmp_path_factory):
+@pytest.fixture(scope="module", params=["transformer", "conv"])
+def codec(request, tmp_path_factory):
+    """A small random model of each frame-context architecture, saved and loaded like shipped weights."""
     torch.manual_seed(0)
-    cfg = MiniConfig(d_model=64, conv_dim=32, enc_layers=1, dec_layers=1, num_heads=2, rvq_dim=16, bins=2048)
+    cfg = MiniConfig(arch=request.param, d_model=64, conv_dim=32, enc_layers=1, dec_layers=2, num_heads=2,
+                     rvq_dim=16, bins=2048)
     model = MiniCodecModel(cfg)
     # initialise the EMA codebooks from data so codes are not all zero
     model.train()
@@ -131,6 +133,11 @@ def test_missing_file_is_named(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         load_mini_codec(tmp_path)
+
+
+def test_unknown_arch_is_refused():
+    with pytest.raises(ValueError, match="arch"):
+        MiniCodecModel(MiniConfig(arch="lstm"))
 
 
 def test_shipped_mini_stoi_floor():

@@ -28,6 +28,39 @@ def stats_to_pmt(stats: dict):
     return pmt.to_pmt({str(k): v for k, v in stats.items()})
 
 
+class CodecBlock:
+    """Mixin for the codec blocks (mimi_encoder, mimi_decoder): loads the codec, owns the
+    streaming state (start/stop), the counters and the `stats` port (published every
+    `stats_interval` frames and at stop)."""
+
+    def _init_codec(self, profile, mimi_weights, device, num_threads, stats_interval, counters):
+        from .core import codec as codec_mod
+        self.codec = codec_mod.load_codec(profile, mimi_weights=mimi_weights or None, device=device)
+        self.num_threads = int(num_threads)
+        self.stats_interval = int(stats_interval)
+        self.message_port_register_out(pmt.intern("stats"))
+        self._log = RateLimitedLog(self.logger)
+        self._stats = {"frames": 0, **{k: 0 for k in counters}}
+
+    def start(self):
+        self.codec.start_streaming()
+        return True
+
+    def stop(self):
+        self.codec.stop_streaming()
+        self.message_port_pub(pmt.intern("stats"), stats_to_pmt(self.get_stats()))
+        return True
+
+    def get_stats(self) -> dict:
+        return dict(self._stats)
+
+    def _count_frames(self, n: int) -> None:
+        before = self._stats["frames"] // self.stats_interval
+        self._stats["frames"] += n
+        if self._stats["frames"] // self.stats_interval != before:
+            self.message_port_pub(pmt.intern("stats"), stats_to_pmt(self.get_stats()))
+
+
 class DoneGrace:
     """Mixin for message blocks that see GNU Radio's `done` on the `system` port before the
     in-band end-of-stream PDU (docs/architecture.md): hold `done` for `eos_grace_s`, then finish.
@@ -63,3 +96,32 @@ class DoneGrace:
     def _bad(self, kind, text=None) -> None:
         self.counters["bad_messages"] += 1
         self._log.warn(kind, f"dropped a message: {text or kind}")
+
+
+def release_hier_blocks(*blocks) -> None:
+    """Let a finished flowgraph's hier blocks (and with them its buffers) be freed.
+
+    GNU Radio 3.10 never frees a hier block whose own message ports are connected inside it
+    (message_port_register_hier_in/out + msg_connect(self, ...): a shared_ptr cycle, GNU Radio
+    issue #7706), nor the flowgraph around it, whose stream buffers are SysV shared memory
+    segments (4096 per machine by default). A process that runs many flowgraphs one after the
+    other (tests, fuzzing, a loop over files) then fails with "shmget: No space left on
+    device". Call this once the flowgraph has finished: it disconnects every hier block given
+    and every hier block they hold (largesc_tx, largesc_rx, packet_phy), so the cycle is gone;
+    the blocks cannot be run again, their counters stay readable.
+    """
+    from gnuradio import gr
+    seen = set()
+
+    def walk(block):
+        if id(block) in seen:
+            return
+        seen.add(id(block))
+        for value in list(vars(block).values()):
+            if isinstance(value, gr.hier_block2) and not isinstance(value, gr.top_block):
+                walk(value)
+        block.disconnect_all()
+
+    for b in blocks:
+        if isinstance(b, gr.hier_block2) and not isinstance(b, gr.top_block):
+            walk(b)

@@ -1,18 +1,16 @@
 """GNU Radio block: one vector of 8 Mimi tokens per frame -> 1920 samples of 24 kHz audio."""
 import numpy as np
-import pmt
 from gnuradio import gr
 
-from .core import codec as codec_mod
 from .core import frames, torch_env
 from . import _params as P
-from ._blockutil import RateLimitedLog, stats_to_pmt
+from ._blockutil import CodecBlock
 from .mimi_encoder import check_codec_params
 
 NAME = "mimi_decoder"
 
 
-class mimi_decoder(gr.interp_block):
+class mimi_decoder(CodecBlock, gr.interp_block):
     """Streaming Mimi decoder (interpolation 1920).
 
     Decodes the first `num_codebooks` codebooks of each frame (a prefix: fewer codebooks, lower
@@ -35,30 +33,13 @@ class mimi_decoder(gr.interp_block):
                                  + ([(np.uint8, frames.NUM_CODEBOOKS)] if use_states else []),
                                  out_sig=[np.float32],
                                  interp=frames.FRAME_SAMPLES)
-        self.codec = codec_mod.load_codec(profile, mimi_weights=mimi_weights or None, device=device)
+        self._init_codec(profile, mimi_weights, device, num_threads, stats_interval, ("invalid_tokens", "prefix_frames"))
         self.num_codebooks = int(num_codebooks)
         self.use_states = bool(use_states)
-        self.num_threads = int(num_threads)
-        self.stats_interval = int(stats_interval)
-        self.message_port_register_out(pmt.intern("stats"))
-        self._log = RateLimitedLog(self.logger)
-        self._stats = {"frames": 0, "invalid_tokens": 0, "prefix_frames": 0}
 
     def set_num_codebooks(self, k):
         """Decode only the first k codebooks from now on (1..8)."""
         self.num_codebooks = P.check_int(NAME, "num_codebooks", k, 1, frames.NUM_CODEBOOKS)
-
-    def start(self):
-        self.codec.start_streaming()
-        return True
-
-    def stop(self):
-        self.codec.stop_streaming()
-        self.message_port_pub(pmt.intern("stats"), stats_to_pmt(self.get_stats()))
-        return True
-
-    def get_stats(self) -> dict:
-        return dict(self._stats)
 
     def work(self, input_items, output_items):
         torch_env.use_threads(self.num_threads)
@@ -77,8 +58,5 @@ class mimi_decoder(gr.interp_block):
         lead = n * frames.FRAME_SAMPLES - len(pcm)  # a codec with look-ahead returns less at first
         output_items[0][:lead] = 0.0
         output_items[0][lead: n * frames.FRAME_SAMPLES] = pcm
-        before = self._stats["frames"] // self.stats_interval
-        self._stats["frames"] += n
-        if self._stats["frames"] // self.stats_interval != before:
-            self.message_port_pub(pmt.intern("stats"), stats_to_pmt(self.get_stats()))
+        self._count_frames(n)
         return n * frames.FRAME_SAMPLES

@@ -1,12 +1,11 @@
 """GNU Radio block: 24 kHz float audio -> one vector of 8 Mimi tokens per 80 ms frame."""
 import numpy as np
-import pmt
 from gnuradio import gr
 
 from .core import codec as codec_mod
 from .core import frames, torch_env
 from . import _params as P
-from ._blockutil import RateLimitedLog, stats_to_pmt
+from ._blockutil import CodecBlock
 from .core.profiles import PROFILES
 
 NAME = "mimi_encoder"
@@ -28,7 +27,7 @@ def check_codec_params(block, profile, samp_rate, device, num_threads, mimi_weig
     P.check_int(block, "stats_interval", stats_interval, 1, P.MAX_STATS_INTERVAL, "frames")
 
 
-class mimi_encoder(gr.decim_block):
+class mimi_encoder(CodecBlock, gr.decim_block):
     """Streaming Mimi encoder (decimation 1920).
 
     Output 0: int32 vector of 8 tokens per frame (codebook 0 semantic, 1..7 acoustic).
@@ -48,24 +47,7 @@ class mimi_encoder(gr.decim_block):
         gr.decim_block.__init__(self, name="largesc_mimi_encoder", in_sig=[np.float32],
                                 out_sig=[(np.int32, frames.NUM_CODEBOOKS), np.float32],
                                 decim=frames.FRAME_SAMPLES)
-        self.codec = codec_mod.load_codec(profile, mimi_weights=mimi_weights or None, device=device)
-        self.num_threads = int(num_threads)
-        self.stats_interval = int(stats_interval)
-        self.message_port_register_out(pmt.intern("stats"))
-        self._log = RateLimitedLog(self.logger)
-        self._stats = {"frames": 0, "nonfinite_samples": 0}
-
-    def start(self):
-        self.codec.start_streaming()
-        return True
-
-    def stop(self):
-        self.codec.stop_streaming()
-        self.message_port_pub(pmt.intern("stats"), stats_to_pmt(self.get_stats()))
-        return True
-
-    def get_stats(self) -> dict:
-        return dict(self._stats)
+        self._init_codec(profile, mimi_weights, device, num_threads, stats_interval, ("nonfinite_samples",))
 
     def work(self, input_items, output_items):
         torch_env.use_threads(self.num_threads)
@@ -83,8 +65,5 @@ class mimi_encoder(gr.decim_block):
         output_items[1][:short] = -100.0
         output_items[0][short:n] = codes.T
         output_items[1][short:n] = codec_mod.latent_activity_db(latent)
-        before = self._stats["frames"] // self.stats_interval
-        self._stats["frames"] += n
-        if self._stats["frames"] // self.stats_interval != before:
-            self.message_port_pub(pmt.intern("stats"), stats_to_pmt(self.get_stats()))
+        self._count_frames(n)
         return n

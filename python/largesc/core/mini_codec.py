@@ -55,6 +55,7 @@ class MiniConfig:
     dec_lookahead_convs: int = 3  # kernel-5 convs with symmetric padding: 3 x 2 = 6 subframes (30 ms)
     feat_mean: list = field(default_factory=list)
     feat_std: list = field(default_factory=list)
+    arch: str = "transformer"     # frame-level context: "transformer" (moshi StreamingTransformer) or "conv"
     version: int = 1
 
     @classmethod
@@ -78,6 +79,46 @@ def _check_prefix(prefix, shape):
     return None if (p == shape[0]).all() else p
 
 
+class FrameConvStack(nn.Module):
+    """Residual causal kernel-3 convs over 80 ms frames ([B, T, D] in and out, like the
+    transformer it replaces). Streaming keeps the last ``history`` frames of each layer's input."""
+
+    history = 2
+
+    def __init__(self, d: int, num_layers: int):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Sequential(CausalConv1d(d, 2 * d, 3), nn.GELU(), nn.Conv1d(2 * d, d, 1))
+                                    for _ in range(num_layers))
+        self.is_streaming = False
+        self._hist = None
+
+    def forward(self, x):                # [B, T, D]
+        h = x.transpose(1, 2)
+        if not self.is_streaming:
+            for layer in self.layers:
+                h = h + layer(h)
+            return h.transpose(1, 2)
+        # streaming: prepend each layer's remembered inputs (replicated first frame at start, as
+        # the offline replicate padding does) and keep only the new outputs
+        if self._hist is None:
+            self._hist = [None] * len(self.layers)
+        n = h.shape[-1]
+        for i, layer in enumerate(self.layers):
+            past = self._hist[i] if self._hist[i] is not None else h[..., :1].repeat(1, 1, self.history)
+            full = torch.cat([past, h], -1)
+            self._hist[i] = full[..., -self.history:]
+            h = h + layer(full)[..., -n:]
+        return h.transpose(1, 2)
+
+    def streaming_forever(self, batch_size: int):
+        self.is_streaming = True
+        self._hist = None
+
+    def _stop_streaming(self):
+        self.is_streaming = False
+        self._hist = None
+
+
 class MiniCodecModel(nn.Module):
     def __init__(self, cfg: MiniConfig):
         super().__init__()
@@ -87,15 +128,22 @@ class MiniCodecModel(nn.Module):
         c, d, fd = cfg.conv_dim, cfg.d_model, cfg.feat_dim
         self.register_buffer("mean", torch.tensor(cfg.feat_mean or [0.0] * fd, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(cfg.feat_std or [1.0] * fd, dtype=torch.float32))
+        if cfg.arch not in ("transformer", "conv"):
+            raise ValueError(f"mini codec: unknown arch {cfg.arch!r} (transformer | conv)")
         self.enc_in = nn.Sequential(CausalConv1d(fd, c, 5), nn.GELU(), CausalConv1d(c, c, 5), nn.GELU(),
                                     CausalConv1d(c, c, 5), nn.GELU())
         self.enc_down = nn.Conv1d(c, d, SUB, stride=SUB)
-        tkw = dict(num_heads=cfg.num_heads, dim_feedforward=cfg.ff_mult * d, causal=True, context=cfg.context,
-                   positional_embedding="rope", norm="layer_norm", layer_scale=0.1)
-        self.enc_tf = StreamingTransformer(d, num_layers=cfg.enc_layers, **tkw)
+        if cfg.arch == "transformer":
+            tkw = dict(num_heads=cfg.num_heads, dim_feedforward=cfg.ff_mult * d, causal=True, context=cfg.context,
+                       positional_embedding="rope", norm="layer_norm", layer_scale=0.1)
+            self.enc_tf = StreamingTransformer(d, num_layers=cfg.enc_layers, **tkw)
+            self.dec_tf = StreamingTransformer(d, num_layers=cfg.dec_layers, **tkw)
+        else:
+            # causal kernel-3 convs over 80 ms frames: two frames of history, no look-ahead
+            self.enc_tf = FrameConvStack(d, cfg.enc_layers)
+            self.dec_tf = FrameConvStack(d, cfg.dec_layers)
         self.quantizer = ResidualVectorQuantizer(dimension=cfg.rvq_dim, input_dimension=d, output_dimension=d,
                                                  n_q=cfg.n_q, bins=cfg.bins, q_dropout=False)
-        self.dec_tf = StreamingTransformer(d, num_layers=cfg.dec_layers, **tkw)
         self.dec_up = nn.ConvTranspose1d(d, c, SUB, stride=SUB)
         layers = []
         for _ in range(cfg.dec_lookahead_convs):

@@ -158,6 +158,8 @@ def main(argv=None) -> int:
     ap.add_argument("--conv-dim", type=int, default=128)
     ap.add_argument("--enc-layers", type=int, default=3)
     ap.add_argument("--dec-layers", type=int, default=4)
+    ap.add_argument("--arch", choices=("transformer", "conv"), default="transformer",
+                    help="frame-level context of encoder and decoder (a new run only; a resumed run keeps its own)")
     ap.add_argument("--export", default=None, help="export best checkpoint (fp16) to this folder and exit")
     ap.add_argument("--export-last", action="store_true", help="with --export: last instead of best")
     a = ap.parse_args(argv)
@@ -201,7 +203,7 @@ def main(argv=None) -> int:
         allf = np.concatenate(data.train[:2000])
         mean, std = allf.mean(0), allf.std(0) + 1e-3
         mean[W.IDX_VUV], std[W.IDX_VUV] = 0.0, 1.0      # voicing stays 0/1 (target of a logit)
-        cfg = MiniConfig(d_model=a.d_model, conv_dim=a.conv_dim, enc_layers=a.enc_layers, dec_layers=a.dec_layers,
+        cfg = MiniConfig(arch=a.arch, d_model=a.d_model, conv_dim=a.conv_dim, enc_layers=a.enc_layers, dec_layers=a.dec_layers,
                          feat_mean=[float(v) for v in mean], feat_std=[float(v) for v in std])
         state = {"step": 0, "wall_s": 0.0, "config": cfg.__dict__, "best_valid": None, "best_step": None,
                  "history": [], "args": vars(a)}
