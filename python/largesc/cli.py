@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 DELEGATED = {
     "prepare-corpus": ("gnuradio.largesc.core.corpus", "build the offline training corpus for the mini models"),
     "train-codec": ("gnuradio.largesc.core.train_codec", "train the mini token codec (resumable)"),
+    "train-lm": ("gnuradio.largesc.core.train_lm", "train the mini LM on mini tokens (resumable)"),
     "eval": ("gnuradio.largesc.evaluation", "quality vs loss and bitrate against Opus, AAC and Codec 2 (needs the eval extra)"),
     "run": ("gnuradio.largesc.run_app", "the whole lossy link (TX -> channel -> RX) as a headless flowgraph"),
     "train-lora": ("gnuradio.largesc.core.train_lora", "LoRA fine-tuning of Moshi's LM for token recovery"),

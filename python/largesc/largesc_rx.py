@@ -62,7 +62,7 @@ class largesc_rx(gr.hier_block2):
     samp_rate 1000..384000 Hz (resampling ratio <= 1000), d 1..8, d_max d..64,
     num_codebooks 1..8, timeout_ms 0..60000, num_threads 1..64, seed 0..2**32-1,
     temperature 0..10, top_k 0..2048, deadline_ms 0..10000, feedback_interval 1..10**4,
-    lm_profile '' | tiny | kyutai-arch | kyutai (needed for `moshi` when profile is mini),
+    lm_profile '' | tiny | kyutai-arch | kyutai | mini,
     mimi_weights / lora: '' or an existing safetensors file (lora: or folder).
     """
 

@@ -31,7 +31,7 @@ from .core.recovery import STRATEGIES, build_recovery
 
 K = frames.NUM_CODEBOOKS
 NAME = "token_recovery"
-LM_PROFILES = ("tiny", "kyutai-arch", "kyutai")     # core.lm.LM_PROFILES (not imported: it loads moshi's LM)
+LM_PROFILES = ("tiny", "kyutai-arch", "kyutai", "mini")     # core.lm.LM_PROFILES (not imported: it loads moshi's LM)
 FEEDBACK_MODES = ("masked", "sampled")
 MAX_TEMPERATURE = 10.0
 MAX_DEADLINE_MS = 10000.0

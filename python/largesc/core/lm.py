@@ -5,7 +5,9 @@ Profiles (same names as the codec's):
   codebooks of 2048, delays 0/1), seeded so that an adapter trained on it reloads exactly;
 - ``kyutai-arch``: the 7.7 B Moshi architecture with random weights, built on the meta device
   and materialised in bf16 (timing only);
-- ``kyutai``: Moshi from the Hugging Face cache or local files (`kyutai/moshiko-pytorch-bf16`).
+- ``kyutai``: Moshi from the Hugging Face cache or local files (`kyutai/moshiko-pytorch-bf16`);
+- ``mini``: the small LM trained in this repository (``train-lm``), shipped in models/mini/lm/
+  (config.json + model.safetensors): Moshi's layout without the user stream (n_q = dep_q = 8).
 
 Adapters load in two formats and are always fused into plain `nn.Linear` weights, because
 moshi's streaming code only accepts `nn.Linear`/`LoRALinear` (peft layers cannot stream):
@@ -27,7 +29,9 @@ from moshi.models.lm import LMModel
 
 from .codec import ModelFileError
 
-LM_PROFILES = ("tiny", "kyutai-arch", "kyutai")
+LM_PROFILES = ("tiny", "kyutai-arch", "kyutai", "mini")
+MINI_LM_DIR = Path(__file__).resolve().parents[1] / "models" / "mini" / "lm"
+MINI_LM_CONFIG, MINI_LM_WEIGHTS = "config.json", "model.safetensors"
 KYUTAI_REPO = loaders.DEFAULT_REPO
 KYUTAI_LM_FILE = loaders.MOSHI_NAME
 MOSHI_ADAPTER_FILE = "lora.safetensors"
@@ -52,10 +56,26 @@ def tiny_lm_kwargs() -> dict:
     return kw
 
 
+def mini_lm_kwargs(dim: int = 160, num_layers: int = 4, depformer_dim: int = 96,
+                   depformer_num_layers: int = 1) -> dict:
+    """Small LMModel config for `mini`: text + 8 generated codebooks of 2048 (delays 0 / 0 / 1 x 7),
+    no user stream, so the embeddings are not spent on 8 streams that are always -1. The depformer
+    keeps weights per step: moshi sizes its KV cache from them (it has no context of its own)."""
+    kw = dict(loaders._lm_kwargs)
+    kw.update(dim=dim, text_card=32, existing_text_padding_id=3, n_q=8, dep_q=8, card=2048,
+              num_heads=max(1, dim // 32), num_layers=num_layers, hidden_scale=4.125, context=64,
+              depformer_dim=depformer_dim, depformer_dim_feedforward=int(4.125 * depformer_dim),
+              depformer_num_heads=max(1, depformer_dim // 32), depformer_num_layers=depformer_num_layers,
+              depformer_weights_per_step=True, delays=[0] + [0] + [1] * 7)
+    return kw
+
+
 def lm_kwargs(profile: str) -> dict:
     """LMModel keyword arguments of a profile."""
     if profile == "tiny":
         return tiny_lm_kwargs()
+    if profile == "mini":
+        return lm_config_from_json(MINI_LM_DIR / MINI_LM_CONFIG)
     if profile in ("kyutai", "kyutai-arch"):
         return dict(loaders._lm_kwargs)
     raise ValueError(f"unknown LM profile {profile!r}; choose one of {', '.join(LM_PROFILES)}")
@@ -144,8 +164,12 @@ def load_lm(profile: str = "tiny", *, weights: str | Path | None = None,
     kwargs = lm_config_from_json(config) if config is not None else lm_kwargs(profile)
     # Read the adapter before building the LM: a bad file fails fast, not after a long build.
     adapter = None if lora is None else read_adapter(
-        lora, expect_profile=profile, expect_seed=None if (big or weights is not None) else seed)
-    if profile == "kyutai" or weights is not None:
+        lora, expect_profile=profile, expect_seed=None if (big or profile == "mini" or weights is not None) else seed)
+    if profile == "mini" and weights is None:
+        weights = MINI_LM_DIR / MINI_LM_WEIGHTS
+        if not weights.is_file():
+            raise ModelFileError(f"mini LM weights not found: {weights} (train them with `gr-largesc train-lm`)")
+    if profile in ("kyutai", "mini") or weights is not None:
         path = _kyutai_lm_file(weights)
         _check_safetensors(path, "LM weights")
         try:
@@ -166,6 +190,18 @@ def load_lm(profile: str = "tiny", *, weights: str | Path | None = None,
     if adapter is not None:
         apply_adapter(lm, adapter)
     return lm.eval()
+
+
+def save_mini_lm(lm: LMModel, kwargs: dict, out_dir: str | Path, info: dict | None = None,
+                 dtype: torch.dtype = torch.float16) -> None:
+    """Write a shippable LM: config.json (LMModel kwargs), model.safetensors (fp16), largesc.json."""
+    from safetensors.torch import save_file
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+               for k, v in lm.state_dict().items()}, str(out / MINI_LM_WEIGHTS))
+    (out / MINI_LM_CONFIG).write_text(json.dumps({**kwargs, "model_type": "largesc-mini-lm"}, indent=1))
+    (out / BASE_INFO_FILE).write_text(json.dumps({"profile": "mini", **(info or {})}, indent=1))
 
 
 def check_realtime(profile: str, device: str = "cpu", force: bool = False) -> None:

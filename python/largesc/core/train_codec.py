@@ -154,6 +154,9 @@ def main(argv=None) -> int:
     ap.add_argument("--low-weight", type=float, default=2.0, help="loss weight of mel-cepstrum c1..c4")
     ap.add_argument("--no-quant-rate", type=float, default=0.3,
                     help="share of training examples passed unquantised (as Mimi), keeps the latent rich")
+    ap.add_argument("--dyn-block", type=int, default=0,
+                    help="add the envelope-movement loss at this resolution in 5 ms subframes (4 = 20 ms; 0 = off)")
+    ap.add_argument("--dyn-weight", type=float, default=1.0, help="weight of the envelope-movement loss")
     ap.add_argument("--d-model", type=int, default=256)
     ap.add_argument("--conv-dim", type=int, default=128)
     ap.add_argument("--enc-layers", type=int, default=3)
@@ -215,6 +218,11 @@ def main(argv=None) -> int:
         if (run / "optim.safetensors").exists():
             _unflatten_optim(opt, load_file(str(run / "optim.safetensors"), device=str(dev)), state["optim_meta"])
         LOG.info("resumed from step %d (%.0f s trained)", state["step"], state["wall_s"])
+        changed = {k: getattr(a, k) for k in ("dyn_block", "dyn_weight", "c0_weight", "low_weight", "lr")
+                   if state["args"].get(k) != getattr(a, k)}
+        if changed:
+            state.setdefault("notes", []).append(f"step {state['step']}: resumed with {changed}")
+            state["args"].update(changed)
     model.quantizer.no_quantization_rate = a.no_quant_rate
     mc_w = mcep_weights(a.c0_weight, a.low_weight).to(dev)
     nparams = sum(p.numel() for p in model.parameters())
@@ -285,7 +293,8 @@ def main(argv=None) -> int:
         xn = model.normalize(b)
         nq = sample_nq(pyrng)
         out, pen, _ = model(xn, n_q=nq)
-        loss, parts = feature_loss(out, xn, b[..., W.IDX_VUV], mc_w=mc_w)
+        loss, parts = feature_loss(out, xn, b[..., W.IDX_VUV], mc_w=mc_w, dyn_block=a.dyn_block,
+                                   weights={"dyn": a.dyn_weight})
         total = loss + (a.commit_weight * pen if pen is not None else 0.0)
         opt.zero_grad(set_to_none=True)
         total.backward()
