@@ -32,6 +32,7 @@ from .codec import ModelFileError
 LM_PROFILES = ("tiny", "kyutai-arch", "kyutai", "mini")
 MINI_LM_DIR = Path(__file__).resolve().parents[1] / "models" / "mini" / "lm"
 MINI_LM_CONFIG, MINI_LM_WEIGHTS = "config.json", "model.safetensors"
+MINI_LORA_DIR = MINI_LM_DIR.parent / "lora"   # the shipped recovery adapter (peft format)
 KYUTAI_REPO = loaders.DEFAULT_REPO
 KYUTAI_LM_FILE = loaders.MOSHI_NAME
 MOSHI_ADAPTER_FILE = "lora.safetensors"
@@ -149,8 +150,13 @@ def _check_safetensors(path: Path, what: str) -> None:
 
 def load_lm(profile: str = "tiny", *, weights: str | Path | None = None,
             config: str | Path | None = None, lora: str | Path | None = None,
-            device: str = "cpu", dtype: torch.dtype | None = None, seed: int = 0) -> LMModel:
+            device: str = "cpu", dtype: torch.dtype | None = None, seed: int = 0,
+            default_adapter: bool = True) -> LMModel:
     """The LM of a profile, with an optional LoRA adapter fused in; eval mode.
+
+    `mini` with its shipped weights and no `lora` gets the shipped recovery adapter
+    (models/mini/lora), as Moshi + LoRA in the paper; `default_adapter=False` (train-lora) or
+    `lora` given overrides that.
 
     dtype defaults to bf16 for the full-size profiles (fp32 would need 31 GB) and fp32 for tiny.
     """
@@ -161,6 +167,9 @@ def load_lm(profile: str = "tiny", *, weights: str | Path | None = None,
     big = profile in ("kyutai", "kyutai-arch")
     if dtype is None:
         dtype = torch.bfloat16 if big else torch.float32
+    if (profile == "mini" and lora is None and weights is None and default_adapter
+            and (MINI_LORA_DIR / PEFT_ADAPTER_FILE).is_file()):
+        lora = MINI_LORA_DIR
     kwargs = lm_config_from_json(config) if config is not None else lm_kwargs(profile)
     # Read the adapter before building the LM: a bad file fails fast, not after a long build.
     adapter = None if lora is None else read_adapter(

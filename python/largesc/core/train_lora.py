@@ -272,7 +272,7 @@ def train(args) -> dict:
     device = torch_env.resolve_device(args.device)
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     lm = lm_mod.load_lm(args.profile, weights=args.lm_weights, config=args.lm_config, device=str(device),
-                        dtype=dtype, seed=args.base_seed)
+                        dtype=dtype, seed=args.base_seed, default_adapter=False)
     lm.train()
     config = LoraConfig(r=args.rank, lora_alpha=args.alpha, lora_dropout=0.0, target_modules=TARGETS[args.targets])
     with torch.random.fork_rng(devices=[]):
