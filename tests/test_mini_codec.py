@@ -184,3 +184,16 @@ def test_mini_in_a_flowgraph_keeps_one_frame_per_frame():
     tb.connect((enc, 1), act)
     tb.run()
     assert len(snk.data()) == len(x) and np.isfinite(np.array(snk.data())).all()
+
+
+def test_latency_table_counts_mini_look_ahead():
+    """mini's streaming path delays one frame in the encoder and one in the decoder: the TX/RX
+    algorithmic latency (the `gr-largesc run` table) must include both."""
+    from gnuradio.largesc.largesc_rx import largesc_rx
+    from gnuradio.largesc.largesc_tx import largesc_tx
+    tx = largesc_tx(profile="mini", samp_rate=24000)
+    rx = largesc_rx(profile="mini", samp_rate=24000, recovery="repeat")
+    assert tx.algorithmic_latency_ms()["frame buffering"] == pytest.approx(160.0)
+    assert rx.algorithmic_latency_ms()["decoder"] == pytest.approx(80.0)
+    tiny_tx = largesc_tx(profile="tiny", samp_rate=24000)
+    assert tiny_tx.algorithmic_latency_ms()["frame buffering"] == pytest.approx(80.0)

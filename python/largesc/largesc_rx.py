@@ -203,7 +203,8 @@ class largesc_rx(gr.hier_block2):
         out = {"redundancy wait (lost frames)": self.d_max * fr,
                "hold last frame (file runs only)": fr if self.hold_last else 0.0,
                "recovery": RECOVERY_LATENCY[self.recovery_name] * fr,
-               "decoder": 0.0, "resampler (out)": 0.0}
+               "decoder": (self.decoder.codec.stream_delay_frames - self.decoder.codec.encoder_delay_frames) * fr,
+               "resampler (out)": 0.0}
         if self.resampler is not None:
             taps = len(self.resampler.taps())
             out["resampler (out)"] = (taps - 1) / 2 / self.resampler.interpolation() \

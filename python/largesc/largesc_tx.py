@@ -291,6 +291,7 @@ class largesc_tx(gr.hier_block2):
         if self.resampler is not None:
             taps = len(self.resampler.taps())
             out["resampler (in)"] = (taps - 1) / 2 / self.resampler.interpolation() / self.samp_rate * 1e3
-        out["frame buffering"] = frames.FRAME_SECONDS * 1e3
+        # the frame itself, plus the codec's encoder look-ahead (mini: one frame for WORLD analysis)
+        out["frame buffering"] = (1 + self.encoder.codec.encoder_delay_frames) * frames.FRAME_SECONDS * 1e3
         out["packetization"] = (self.controller.pkt.fpp - 1) * frames.FRAME_SECONDS * 1e3
         return out

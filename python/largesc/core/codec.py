@@ -28,6 +28,7 @@ class TokenCodec:
     sample_rate = frames.SAMPLE_RATE
     frame_samples = frames.FRAME_SAMPLES
     stream_delay_frames = 0   # frames of algorithmic delay the streaming path adds
+    encoder_delay_frames = 0  # of which the encoder's look-ahead (the rest is the decoder's)
     latent_dim: int
     num_codebooks: int
 

@@ -273,6 +273,7 @@ class MiniCodec:
     cardinality = 2048
     total_codebooks = 8
     stream_delay_frames = 2       # 1 frame encoder look-ahead (WORLD analysis) + 1 frame decoder look-ahead
+    encoder_delay_frames = 1
     ENC_HISTORY = 3               # frames of past audio kept for streaming WORLD analysis (240 ms)
 
     def __init__(self, model: MiniCodecModel, num_codebooks: int = 8, device="cpu"):
