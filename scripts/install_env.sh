@@ -45,6 +45,8 @@ else
   "${PIP[@]}" install -c "$REPO/constraints.txt" torch==2.13.0
   log "pip: runtime dependencies"
   "${PIP[@]}" install -c "$REPO/constraints.txt" -r "$REPO/requirements.txt"
+  log "pip: mini codec runtime (pyworld, pysptk: the default profile's vocoder; built with --use-pep517)"
+  "${PIP[@]}" install --use-pep517 -c "$REPO/constraints.txt" -r "$REPO/requirements-mini.txt"
   log "pip: moshi --no-deps (its metadata would pull torch 2.9 + CUDA and numpy 2)"
   "${PIP[@]}" install --no-deps -c "$REPO/constraints.txt" moshi==0.2.13
   if [ -n "$EXTRAS" ]; then

@@ -33,6 +33,19 @@ def test_demo_runs_the_lossy_loopback_and_writes_wav_of_input_length(tmp_path, c
     assert md.startswith("# gr-largesc demo report") and "latency stage" in md and "random weights" in md
 
 
+def test_demo_default_is_the_trained_mini_profile(tmp_path, capsys):
+    """The README's main command runs the trained `mini` codec; without a shipped mini LM the
+    `auto` recovery falls back to `repeat` and the report says so."""
+    from gnuradio.largesc.core import lm
+    assert cli.main(["demo", "--out-dir", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["profile"] == "mini" and report["frames_out"] == report["frames"]
+    shipped_lm = (lm.MINI_LM_DIR / lm.MINI_LM_WEIGHTS).is_file()
+    assert report["recovery"] == ("moshi" if shipped_lm else "repeat")
+    md = (tmp_path / "report.md").read_text()
+    assert "random weights" not in md and (shipped_lm or "no `mini` LM is shipped" in md)
+
+
 def test_codec_command_prefix_rate(tmp_path, capsys):
     out = tmp_path / "y.wav"
     assert cli.main(["codec", "--in", str(cli.BUNDLED_CLIP), "--out", str(out), "--profile", "tiny",

@@ -11,7 +11,7 @@ from pathlib import Path
 os.environ.setdefault("NO_TORCH_COMPILE", "1")
 
 PROFILE_CHOICES = ["mini", "kyutai", "kyutai-arch", "tiny"]
-DEFAULT_PROFILE = "tiny"
+DEFAULT_PROFILE = "mini"
 BUNDLED_CLIP = Path(__file__).resolve().parent / "data" / "speech_librivox_16k.wav"
 
 
@@ -64,6 +64,15 @@ def cmd_codec(args) -> int:
 def cmd_demo(args) -> int:
     """The main job: the bundled clip through TX -> lossy packet channel -> RX, with a report."""
     from . import run_app
+    note = ""
+    if args.recovery == "auto":
+        args.recovery = "moshi"
+        if args.profile == "mini":
+            from .core import lm
+            if not (lm.MINI_LM_DIR / lm.MINI_LM_WEIGHTS).is_file():
+                args.recovery = "repeat"
+                note = ("**Note:** no `mini` LM is shipped yet (docs/models/mini.md), so lost tokens are "
+                        "filled by `repeat`; `--profile tiny --recovery moshi` runs the LM path on a random model.\n\n")
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     s = run_app.run({"input": str(BUNDLED_CLIP), "output": str(out_dir / "decoded.wav"),
@@ -71,9 +80,8 @@ def cmd_demo(args) -> int:
                      "recovery": args.recovery, "seed": args.seed, "device": args.device,
                      "out_rate": 24000, "quiet": not sys.stderr.isatty()})
     text = run_app.format_summary(s)
-    note = ""
     if args.profile in ("tiny", "kyutai-arch"):
-        note = (f"**Note:** profile `{args.profile}` has random weights: the audio is noise-like by design; "
+        note += (f"**Note:** profile `{args.profile}` has random weights: the audio is noise-like by design; "
                 "this run shows the chain, its rates, losses and latencies, not speech quality.\n\n")
     (out_dir / "report.md").write_text("# gr-largesc demo report\n\n" + note + text + "\n")
     (out_dir / "report.json").write_text(json.dumps(s, indent=1) + "\n")
@@ -112,7 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", choices=PROFILE_CHOICES, default=DEFAULT_PROFILE)
     s.add_argument("--bandwidth", type=float, default=1100.0, help="payload budget in bps (550..2062.5)")
     s.add_argument("--loss", type=float, default=0.2, help="packet loss probability (Bernoulli)")
-    s.add_argument("--recovery", default="moshi", choices=["moshi", "repeat", "zero", "prefix"])
+    s.add_argument("--recovery", default="auto", choices=["auto", "moshi", "repeat", "zero", "prefix"],
+                   help="auto: moshi where the profile's LM is available, else repeat")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out-dir", default="out/demo")
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
