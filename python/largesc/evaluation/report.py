@@ -93,7 +93,8 @@ def write_report(rows: list[dict], out_dir: str | Path, meta: dict, plots: bool 
         sysobj = systems_mod.SYSTEMS.get(name)
         r_all = [v for k, v in rate.items() if k[0] == name]
         pk = sysobj.packet_ms if sysobj else 0
-        lat = systems_mod.algorithmic_latency_ms(sysobj, meta.get("recovery", "moshi")) if sysobj else {}
+        lat = systems_mod.algorithmic_latency_ms(sysobj, meta.get("recovery", "moshi"),
+                                                 meta.get("profile", "tiny")) if sysobj else {}
         lat_s = (f"{sum(lat.values()):.0f} ms (packet {lat['packet']:.0f} + lookahead {lat['lookahead']:.1f} "
                  f"+ receiver wait {lat['receiver_wait']:.0f} + recovery {lat['recovery']:.0f})") if lat else ""
         L.append(f"| {name} | {pk:g} ms | {np.mean(r_all):.0f} bps | {lat_s} |" if r_all and np.isfinite(np.mean(r_all))

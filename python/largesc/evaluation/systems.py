@@ -77,14 +77,18 @@ def run(system: System, x16: np.ndarray, trace, *, p: float, bandwidth_bps: floa
     raise ValueError(k)
 
 
-def algorithmic_latency_ms(system: System, recovery: str = "moshi") -> dict:
+def algorithmic_latency_ms(system: System, recovery: str = "moshi", profile: str = "tiny") -> dict:
     """Sender + receiver algorithmic delay (no processing or network time): packetisation,
     codec lookahead, and the receiver's wait for copies / recovery look-ahead."""
     k, prm = system.kind, system.params
     if k == "largesc":
         rec = prm["recovery"] or recovery
+        look = 0.0
+        if profile == "mini":       # WORLD analysis + decoder look-ahead: one frame each
+            from ..core.mini_codec import MiniCodec
+            look = 80.0 * MiniCodec.stream_delay_frames
         # the reassembler holds a missing frame until packet f + d_max (d = d_max = 1) arrives
-        return {"packet": 80.0, "lookahead": 0.0, "receiver_wait": 80.0,
+        return {"packet": 80.0, "lookahead": look, "receiver_wait": 80.0,
                 "recovery": 80.0 if rec == "moshi" else 0.0}
     if k == "opus":
         return {"packet": 20.0, "lookahead": 6.5, "receiver_wait": 20.0 if prm["fec"] else 0.0, "recovery": 0.0}
