@@ -107,8 +107,10 @@ def release_hier_blocks(*blocks) -> None:
     segments (4096 per machine by default). A process that runs many flowgraphs one after the
     other (tests, fuzzing, a loop over files) then fails with "shmget: No space left on
     device". Call this once the flowgraph has finished: it disconnects every hier block given
-    and every hier block they hold (largesc_tx, largesc_rx, packet_phy), so the cycle is gone;
-    the blocks cannot be run again, their counters stay readable.
+    and every hier block they hold (largesc_tx, largesc_rx, packet_phy), which breaks the cycle
+    and cuts the shared memory a loopback run leaves behind from 48 to 16 maps (erasure
+    channel; 136 to 36 with the PHY; the rest is held elsewhere in GNU Radio). The blocks cannot
+    be run again; their counters stay readable. run_app.run() calls it.
     """
     from gnuradio import gr
     seen = set()

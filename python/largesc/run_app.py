@@ -129,8 +129,13 @@ def _channel_stats(o, ch) -> dict:
             "phy": c}
 
 
-def loopback_flowgraph(x, rate, o, d_max, out_rate=None):
-    """The top block: vector source -> largesc_tx -> erasure channel -> largesc_rx -> vector sink."""
+def loopback_flowgraph(x, rate, o, d_max, out_rate=None, source=None, sink=None):
+    """The top block: vector source -> largesc_tx -> erasure channel -> largesc_rx -> vector sink.
+
+    `source` (a float stream block, or a sequence of blocks connected in a chain) replaces the
+    vector source of `x`, and `sink` (a float stream sink) the vector sink: scripts/soak.py uses
+    a looping source and a counting sink so that an hour of audio needs no hour-long buffers.
+    """
     from gnuradio import blocks, gr
 
     from .largesc_rx import largesc_rx
@@ -140,7 +145,9 @@ def loopback_flowgraph(x, rate, o, d_max, out_rate=None):
     class _loopback(gr.top_block):
         def __init__(self):
             gr.top_block.__init__(self, "largesc_run")
-            self.source = blocks.vector_source_f(x.tolist(), False)
+            chain = (source if isinstance(source, (list, tuple)) else [source]) if source is not None \
+                else [blocks.vector_source_f(x.tolist(), False)]
+            self.source = chain[0]
             self.tx = largesc_tx(samp_rate=rate, profile=o.profile, bandwidth_bps=o.bandwidth, d=o.d,
                                  loss_rate=o.loss, use_feedback=o.feedback == "loop", dtx=o.dtx,
                                  device=o.device, num_threads=o.threads, seed=o.seed,
@@ -156,8 +163,8 @@ def loopback_flowgraph(x, rate, o, d_max, out_rate=None):
             self.rx = largesc_rx(samp_rate=out_rate or rate, profile=o.profile, d=o.d, d_max=d_max,
                                  recovery=o.recovery, device=o.device, num_threads=o.threads,
                                  seed=o.seed, lm_profile=o.lm_profile, frame_by_frame=not o.batch)
-            self.sink = blocks.vector_sink_f()
-            self.connect(self.source, self.tx)
+            self.sink = blocks.vector_sink_f() if sink is None else sink
+            self.connect(*chain, self.tx)
             self.msg_connect(self.tx, "pdus", self.channel, "pdus")
             self.msg_connect(self.channel, "pdus", self.rx, "pdus")
             self.msg_connect(self.rx, "feedback", self.tx, "feedback")
@@ -187,13 +194,8 @@ def _progress(tb, total, stop, stream, stats_interval=0.0, quiet=False):
         stream.flush()
 
 
-def run(options) -> dict:
-    """Run the loopback; write the output wav; return the summary dict (see module doc)."""
-    import numpy as np
-
-    from .core import audio_io, frames
-    from .largesc_tx import rational_ratio
-
+def checked_options(options):
+    """(Namespace, d_max): the options with defaults filled in and checked (ValueError if bad)."""
     o = _options(options)
     if not 0.0 <= o.loss <= 1.0:
         raise ValueError(f"--loss must be in [0, 1], got {o.loss}")
@@ -205,7 +207,18 @@ def run(options) -> dict:
             raise ValueError(f"--freq-offset must be in (-0.5, 0.5) cycles per sample, got {o.freq_offset}")
     elif o.loss_model == "trace" and not o.trace:
         raise ValueError("--loss-model trace needs --trace FILE")
-    d_max = o.d_max if o.d_max > 0 else o.d + 1
+    return o, (o.d_max if o.d_max > 0 else o.d + 1)
+
+
+def run(options) -> dict:
+    """Run the loopback; write the output wav; return the summary dict (see module doc)."""
+    import numpy as np
+
+    from ._blockutil import release_hier_blocks
+    from .core import audio_io, frames
+    from .largesc_tx import rational_ratio
+
+    o, d_max = checked_options(options)
     x, rate = audio_io.read_wav(o.input)
     rational_ratio(rate)                                 # refuses odd rates early
     n_in = len(x)
@@ -258,6 +271,7 @@ def run(options) -> dict:
         y = np.concatenate([y, np.zeros(n_out - len(y), np.float32)])
     audio_io.write_wav(o.output, y, out_rate)
     summary = _summary(o, rate, n_in, tx, ch, rx, load_s, run_s, d_max)
+    release_hier_blocks(tx, ch, rx)             # GNU Radio issue #7706: else never freed
     summary.update(output_rate=out_rate, output_samples=n_out)
     summary["interrupted"] = bool(interrupted)
     return summary
