@@ -17,18 +17,9 @@ from gnuradio.largesc.core import frames
 from gnuradio.largesc.packet_pdu import DONE, FEEDBACK, PDUS, STATS, SYSTEM, make_pdu
 from gnuradio.largesc.stats_to_stream import MAX_PENDING, QT_BATCH_VALUES, stats_to_stream
 
+from flowgraph_util import run  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def run(tb, timeout=120.0):
-    tb.start()
-    th = threading.Thread(target=tb.wait, daemon=True)
-    th.start()
-    th.join(timeout)
-    if th.is_alive():
-        tb.stop()
-        th.join(10)
-        pytest.fail(f"flowgraph did not finish within {timeout} s")
 
 
 def feed(block, msgs, port=STATS, window=1):

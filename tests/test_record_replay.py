@@ -27,6 +27,8 @@ from gnuradio.largesc.packet_pdu import DONE, PDUS, SYSTEM, eos_pdu, make_pdu
 from gnuradio.largesc.pdu_recorder import pdu_recorder
 from gnuradio.largesc.pdu_replayer import pdu_replayer
 
+from flowgraph_util import run  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 SEED = 5
 
@@ -34,18 +36,6 @@ SEED = 5
 def audio(n_frames, seed=0):
     rng = np.random.default_rng(seed)
     return (0.2 * rng.standard_normal(n_frames * frames.FRAME_SAMPLES)).astype(np.float32)
-
-
-def run(tb, timeout=120.0):
-    """tb.run() that fails the test instead of hanging."""
-    tb.start()
-    th = threading.Thread(target=tb.wait, daemon=True)
-    th.start()
-    th.join(timeout)
-    if th.is_alive():
-        tb.stop()
-        th.join(10)
-        pytest.fail(f"flowgraph did not finish within {timeout} s")
 
 
 def rx_block(recovery, frame_by_frame=True):

@@ -28,6 +28,14 @@ def stats_to_pmt(stats: dict):
     return pmt.to_pmt({str(k): v for k, v in stats.items()})
 
 
+def publish_final_stats(block, port) -> None:
+    """From a block's stop(): publish get_stats() on `port`; log instead of raising (stop() must not raise)."""
+    try:
+        block.message_port_pub(port, stats_to_pmt(block.get_stats()))
+    except Exception as exc:                                # noqa: BLE001
+        block._log.warn("stop", f"stop: {exc}")
+
+
 class CodecBlock:
     """Mixin for the codec blocks (mimi_encoder, mimi_decoder): loads the codec, owns the
     streaming state (start/stop), the counters and the `stats` port (published every

@@ -36,7 +36,7 @@ from .core.feedback import LossEstimator
 from .core.frames import FRAME_SECONDS, NUM_CODEBOOKS
 from .core.reassembly import Reassembler
 from . import _params as P
-from ._blockutil import RateLimitedLog, stats_to_pmt
+from ._blockutil import RateLimitedLog, stats_to_pmt, publish_final_stats
 from .packet_pdu import (DONE, FEEDBACK, PDUS, STATS, SYSTEM, BadMessage,
                          eos_frames, is_eos, parse_pdu)
 
@@ -175,10 +175,7 @@ class depacketizer(gr.sync_block):
         return -1 if self._eos and not self._tokens else 0
 
     def stop(self):
-        try:
-            self.message_port_pub(STATS, stats_to_pmt(self.get_stats()))
-        except Exception as exc:                            # noqa: BLE001 - stop() must not raise
-            self._log.warn("stop", f"stop: {exc}")
+        publish_final_stats(self, STATS)
         return True
 
     def get_stats(self):

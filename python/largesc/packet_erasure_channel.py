@@ -17,7 +17,7 @@ from gnuradio import gr
 
 from . import _params as P
 from .core.channels import make_channel
-from ._blockutil import DoneGrace, RateLimitedLog, stats_to_pmt
+from ._blockutil import DoneGrace, RateLimitedLog, stats_to_pmt, publish_final_stats
 from .packet_pdu import (CTRL, DONE, PDUS, STATS, SYSTEM, BadMessage, is_eos,
                          parse_pdu)
 
@@ -140,10 +140,7 @@ class packet_erasure_channel(DoneGrace, gr.basic_block):
 
     def stop(self):
         self._cancel_grace()
-        try:
-            self.message_port_pub(STATS, stats_to_pmt(self.get_stats()))
-        except Exception as exc:                            # noqa: BLE001 - stop() must not raise
-            self._log.warn("stop", f"stop: {exc}")
+        publish_final_stats(self, STATS)
         return True
 
     def get_stats(self):

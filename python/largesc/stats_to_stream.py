@@ -41,7 +41,7 @@ import pmt
 from gnuradio import gr
 
 from . import _params as P
-from ._blockutil import RateLimitedLog, stats_to_pmt
+from ._blockutil import RateLimitedLog, stats_to_pmt, publish_final_stats
 from .packet_pdu import DONE, FEEDBACK, PDUS, STATS, SYSTEM
 
 NAME = "stats_to_stream"
@@ -162,10 +162,7 @@ class stats_to_stream(gr.sync_block):
         return 0
 
     def stop(self):
-        try:
-            self.message_port_pub(STATS, stats_to_pmt(self.get_stats()))
-        except Exception as exc:                            # noqa: BLE001 - stop() must not raise
-            self._log.warn("stop", f"stop: {exc}")
+        publish_final_stats(self, STATS)
         return True
 
     def get_stats(self):
