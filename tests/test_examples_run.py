@@ -6,22 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from flowgraph_util import compile_grc as grcc
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 CLIP = REPO / "python" / "largesc" / "data" / "speech_librivox_16k.wav"
-
-
-def grcc(grc, tmp_path):
-    out = tmp_path / "gen"
-    out.mkdir(exist_ok=True)
-    env = dict(os.environ, GRC_BLOCKS_PATH=str(REPO / "grc"), HOME=str(tmp_path / "home"))
-    env.pop("DISPLAY", None)
-    r = subprocess.run(["grcc", "-o", str(out), str(grc)], env=env, capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    script = out / (grc.stem + ".py")
-    assert script.is_file(), r.stdout + r.stderr
-    return script
 
 
 def test_sim_erasure_loopback_runs_headless(tmp_path):

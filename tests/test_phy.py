@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pmt
 import pytest
+from flowgraph_util import compile_grc
 from gnuradio import blocks, gr
 
 from gnuradio.largesc import run_app
@@ -113,19 +114,8 @@ def test_noise_burst_and_garbage_never_crash_a_block():
     assert rx.get_stats()["bad_messages"] >= 2
 
 
-def _grcc(grc, tmp_path):
-    out = tmp_path / "gen"
-    out.mkdir(exist_ok=True)
-    env = dict(os.environ, GRC_BLOCKS_PATH=str(REPO / "grc"), HOME=str(tmp_path / "home"))
-    env.pop("DISPLAY", None)
-    r = subprocess.run(["grcc", "-o", str(out), str(grc)], env=env, capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return out / (grc.stem + ".py")
-
-
 def test_sim_phy_loopback_example_runs_headless(short_wav, tmp_path):
-    script = _grcc(REPO / "examples" / "sim_phy_loopback.grc", tmp_path)
+    script = compile_grc(REPO / "examples" / "sim_phy_loopback.grc", tmp_path)
     wav_out = tmp_path / "out.wav"
     r = subprocess.run([sys.executable, str(script), "-i", str(short_wav), "-o", str(wav_out),
                         "-r", "16000", "-p", "tiny", "-n", "13", "-s", "1", "-c", "repeat"],

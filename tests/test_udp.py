@@ -8,19 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from flowgraph_util import compile_grc
 from gnuradio.largesc.core import audio_io, frames
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "python" / "largesc" / "data" / "speech_librivox_16k.wav"
-
-
-def _grcc(name, out, tmp_path):
-    env = dict(os.environ, GRC_BLOCKS_PATH=str(REPO / "grc"), HOME=str(tmp_path / "home"))
-    env.pop("DISPLAY", None)
-    r = subprocess.run(["grcc", "-o", str(out), str(REPO / "examples" / f"{name}.grc")], env=env,
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return out / f"{name}.py"
 
 
 def _free_udp_port():
@@ -32,7 +24,7 @@ def _free_udp_port():
 def test_udp_tx_and_rx_in_two_processes(tmp_path):
     out = tmp_path / "gen"
     out.mkdir()
-    tx_py, rx_py = _grcc("udp_tx", out, tmp_path), _grcc("udp_rx", out, tmp_path)
+    tx_py, rx_py = compile_grc(REPO / "examples" / "udp_tx.grc", tmp_path, out), compile_grc(REPO / "examples" / "udp_rx.grc", tmp_path, out)
     x, rate = audio_io.read_wav(CLIP)
     wav_in, wav_out = tmp_path / "in.wav", tmp_path / "out.wav"
     audio_io.write_wav(wav_in, x[: 2 * rate], rate)               # 2 s, 25 frames, sent in real time
