@@ -13,7 +13,8 @@ from gnuradio import blocks, gr
 from gnuradio.largesc import run_app
 from gnuradio.largesc.core import audio_io, frames
 from gnuradio.largesc.packet_pdu import DONE, PDUS, SYSTEM, eos_pdu, make_pdu
-from gnuradio.largesc.packet_phy import (packet_phy_rx, packet_phy_tx, measure_loss, noise_voltage,
+from gnuradio.largesc.packet_phy import (EOS_SIM, packet_phy_deframer, packet_phy_rx, packet_phy_tx,
+                                         measure_loss, noise_voltage,
                                          overhead)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +40,21 @@ def test_high_snr_loses_at_most_one_packet_in_100():
     assert sent - ok <= 1, stats
     assert eos_in_band and stats["rx"]["eos_in_band"] == 1 and stats["rx"]["eos_sim"] == 0
     assert stats["tx"]["sync_bursts"] == 2 and stats["tx"]["eos_bursts"] == 3
+
+
+def test_deframer_handles_queued_packets_before_its_last_done():
+    """GNU Radio may serve the `system` port before `pdus`: the in-band eos mark still wins."""
+    import struct
+    d = packet_phy_deframer(upstream_edges=2)
+    d._post(EOS_SIM, eos_pdu(7, 0))
+    d._post(PDUS, make_pdu(bytes([0]) + b"abc", {}))
+    d._post(PDUS, make_pdu(bytes([1]) + struct.pack(">IB", 7, 0), {}))
+    done = pmt.cons(DONE, pmt.from_long(1))
+    d.handle_system(done)
+    assert d.counters["packets"] == 0                    # one edge still open: nothing drained yet
+    d.handle_system(done)
+    assert d.counters["packets"] == 1 and d.counters["eos_in_band"] == 1 and d.counters["eos_sim"] == 0
+    assert d.nmsgs(PDUS) == 0
 
 
 def test_very_low_snr_loses_everything_and_the_eos_mark_still_arrives():

@@ -41,6 +41,8 @@ def test_train_resume_export_and_recover(tmp_path):
     state = json.loads((out / "state.json").read_text())
     assert state["step"] == 30
     assert state["history"][-1]["valid"] < first           # it learned the repeating patterns
+    assert state["best"]["valid"] == min(h["valid"] for h in state["history"])   # kept for export
+    assert (out / "best.safetensors").exists()
     exp = tmp_path / "export"
     assert train_lm.main(["--out", str(out), "--export", str(exp), *SMALL]) == 0
     assert (exp / "model.safetensors").stat().st_size < 20e6

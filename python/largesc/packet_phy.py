@@ -340,6 +340,18 @@ class packet_phy_deframer(gr.basic_block):
     def handle_fail(self, msg):
         self.counters["crc_fail"] += 1
 
+    def _drain(self):
+        """Handle the messages still queued. GNU Radio's scheduler serves a block's ports in an
+        arbitrary (pointer) order, so the last `done` can be handled before the eos burst that
+        crc_check posted ahead of it."""
+        for port, handler in ((EOS_SIM, self.handle_eos_sim), (PDUS, self.handle_pdu),
+                              (FAIL, self.handle_fail)):
+            while self.nmsgs(port):
+                msg = self.delete_head_nowait(port)
+                if msg is None:
+                    break
+                handler(msg)
+
     def handle_eos_sim(self, msg):
         self._sim_eos = msg
 
@@ -355,6 +367,7 @@ class packet_phy_deframer(gr.basic_block):
             self._dones += 1
             if self._dones < self.upstream_edges:
                 return
+            self._drain()
             with self._lock:
                 if not self._eos_sent and self._sim_eos is not None:
                     meta, _ = parse_pdu(self._sim_eos)

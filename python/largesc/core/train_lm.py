@@ -94,13 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--total-steps", type=int, default=6000, help="cosine decay to 10%% at this step")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--cb0-weight", type=float, default=2.0)
     p.add_argument("--ckpt-minutes", type=float, default=5.0)
     p.add_argument("--valid-every", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default=None)
-    p.add_argument("--export", default=None, help="export the latest checkpoint (fp16) to this folder and exit")
+    p.add_argument("--export", default=None,
+                   help="export the best-validated checkpoint (else the latest; fp16) to this folder and exit")
     return p
 
 
@@ -123,15 +125,18 @@ def main(argv=None) -> int:
                                        depformer_num_layers=a.dep_layers)
         state = {"step": 0, "wall_s": 0.0, "lm_kwargs": kwargs, "history": [], "args": vars(a)}
     lm = lm_mod.random_lm(state["lm_kwargs"], seed=a.seed, device=dev)
+    if a.export:
+        best = state.get("best")
+        weights = out / ("best.safetensors" if best else "model.safetensors")
+        lm.load_state_dict(load_file(str(weights), device=str(dev)))
+        step = best["step"] if best else state["step"]
+        lm_mod.save_mini_lm(lm, state["lm_kwargs"], a.export,
+                            info={"train_step": step, "train_wall_s": round(state["wall_s"]), "best": best,
+                                  "history": state["history"][-3:], "codec": state.get("codec")})
+        LOG.info("exported step %d -> %s", step, a.export)
+        return 0
     if (out / "model.safetensors").exists():
         lm.load_state_dict(load_file(str(out / "model.safetensors"), device=str(dev)))
-
-    if a.export:
-        lm_mod.save_mini_lm(lm, state["lm_kwargs"], a.export,
-                            info={"train_step": state["step"], "train_wall_s": round(state["wall_s"]),
-                                  "history": state["history"][-3:], "codec": state.get("codec")})
-        LOG.info("exported step %d -> %s", state["step"], a.export)
-        return 0
 
     if a.tokens:
         tok_dir = Path(a.tokens)
@@ -147,7 +152,7 @@ def main(argv=None) -> int:
     vrng = np.random.default_rng(123)
     vbatches = [torch.as_tensor(valid.batch(a.batch, a.frames, vrng), device=dev) for _ in range(4)]
 
-    opt = torch.optim.AdamW(lm.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=0.01)
+    opt = torch.optim.AdamW(lm.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=a.weight_decay)
     if (out / "optim.safetensors").exists():
         from .train_codec import _unflatten_optim
         _unflatten_optim(opt, load_file(str(out / "optim.safetensors"), device=str(dev)), state["optim_meta"])
@@ -202,6 +207,11 @@ def main(argv=None) -> int:
             state["history"].append({"step": state["step"], "wall_s": round(state["wall_s"]), "valid": round(v, 4),
                                      "valid_cb0": round(per[0], 4), "valid_cb7": round(per[1], 4)})
             LOG.info("valid step %d: %.4f (cb0 %.3f, cb7 %.3f)", state["step"], v, per[0], per[1])
+            if state.get("best") is None or v < state["best"]["valid"]:      # early stopping by copy
+                state["best"] = {"step": state["step"], "valid": round(v, 4)}
+                save_file({k: t.detach().cpu().contiguous() for k, t in lm.state_dict().items()},
+                          str(out / "best.tmp"))
+                (out / "best.tmp").replace(out / "best.safetensors")
         if time.time() - t_ckpt > a.ckpt_minutes * 60:
             save()
             t_ckpt = time.time()
