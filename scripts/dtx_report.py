@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """What DTX saves on a clip: mean payload rate without and with DTX at a bandwidth budget.
 
-Activity per 80 ms frame comes from the codec's latent (`--activity latent`, meaningful for a
-trained codec: `mini` or `kyutai`) or from the waveform's frame energy in dB (`--activity energy`,
-a stand-in for untrained codecs). Default clip: the bundled LibriVox sentence.
+Activity per 80 ms frame comes from the codec's own source, as the encoder block gives it
+(`--activity codec`: Mimi's latent level, mini's input level; core.codec.activity_db) or always
+from the waveform's frame energy in dB (`--activity energy`). Default clip: the bundled LibriVox sentence.
 
     .venv/bin/python scripts/dtx_report.py --profile mini --bandwidth 550
 """
@@ -21,17 +21,16 @@ from gnuradio.largesc.core import audio_io, codec, controller, frames
 
 def activity(x24: np.ndarray, source: str, profile: str) -> np.ndarray:
     if source == "energy":
-        n = len(x24) // frames.FRAME_SAMPLES * frames.FRAME_SAMPLES
-        fr = x24[:n].reshape(-1, frames.FRAME_SAMPLES).astype(np.float64)
-        return 10 * np.log10(np.mean(fr ** 2, axis=1) + 1e-10)
-    _, latent = codec.load_codec(profile).encode_latent(x24)
-    return codec.latent_activity_db(latent)
+        return codec.frame_level_db(x24)
+    c = codec.load_codec(profile)
+    _, latent = c.encode_latent(x24)
+    return codec.activity_db(c, x24, latent)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("wavs", nargs="*", default=[str(BUNDLED_CLIP)])
-    ap.add_argument("--activity", choices=["latent", "energy"], default="latent")
+    ap.add_argument("--activity", choices=["codec", "energy"], default="codec")
     ap.add_argument("--profile", default="mini")
     ap.add_argument("--bandwidth", type=float, default=550.0)
     ap.add_argument("--dtx-tokens", type=int, default=1)
@@ -42,7 +41,7 @@ def main(argv=None) -> int:
         act = activity(audio_io.to_codec_rate(x, rate), args.activity, args.profile)
         rep = controller.rate_report(act, args.bandwidth, p=args.loss, dtx_tokens=args.dtx_tokens)
         rep.update(clip=os.path.basename(wav), activity=args.activity,
-                   profile=args.profile if args.activity == "latent" else None, bandwidth_bps=args.bandwidth)
+                   profile=args.profile if args.activity == "codec" else None, bandwidth_bps=args.bandwidth)
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in rep.items()}))
     return 0
 

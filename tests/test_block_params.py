@@ -77,6 +77,16 @@ BLOCK_BAD = {
     ("mimi_decoder", "samp_rate"): [16000, 48000],
     ("depacketizer", "d_max"): [],                  # d_max < d: see test_cross_parameter_rules
 }
+# Named bad values that replace BAD's for one block (packet_phy_rx: samp_rate 0 = from UHD's tag).
+BLOCK_BAD_ONLY = {
+    ("packet_phy_rx", "samp_rate"): [-1.0, -24000, 1e9 + 1, 1e12],
+}
+
+
+def named_bad(block, name):
+    if (block, name) in BLOCK_BAD_ONLY:
+        return list(BLOCK_BAD_ONLY[(block, name)])
+    return BAD.get(name, []) + BLOCK_BAD.get((block, name), [])
 # Caught by the constructor only: GRC's int fields refuse 24000.5 themselves, and the resampling
 # ratio of an odd rate (44101 Hz -> 24000/44101) is not worth an assert expression.
 CTOR_ONLY = {("samp_rate", 44101), ("samp_rate", 24000.5)}
@@ -139,8 +149,7 @@ def bad_values(block, name, default, tmp_files):
         return vals
     kind = type(default)
     vals += GENERIC.get(kind, [])
-    vals += BAD.get(name, [])
-    vals += BLOCK_BAD.get((block, name), [])
+    vals += named_bad(block, name)
     if kind is bool:
         return vals
     return vals
@@ -325,7 +334,7 @@ def test_yaml_asserts_accept_defaults_and_refuse_bad_numbers(block, path):
     numeric = [p["id"] for p in data["parameters"] if p.get("dtype") in ("int", "real")]
     for name in numeric:
         kind = int if data["parameters"][[p["id"] for p in data["parameters"]].index(name)]["dtype"] == "int" else float
-        values = [v for v in BAD.get(name, []) + BLOCK_BAD.get((block, name), [])
+        values = [v for v in named_bad(block, name)
                   if isinstance(v, (int, float)) and (name, v) not in CTOR_ONLY] + ([NAN, INF, -INF] if kind is float else [])
         assert values, f"{path.name}: numeric parameter {name} has no bad values to test"
         for v in values:

@@ -145,3 +145,74 @@ def test_sim_phy_loopback_example_runs_headless(short_wav, tmp_path):
     assert rate == rate_in
     assert (len(x) // frame_in - 2) * frame_in < len(y) <= len(x)
     assert np.isfinite(y).all()
+
+
+def _bursts(payloads):
+    """GMSK samples of `payloads` and the eos mark, and the sample offset of each burst."""
+    tb = gr.top_block()
+    tx = packet_phy_tx()
+    snk = blocks.vector_sink_c()
+    tb.connect(tx, snk)
+    tb.start()
+    for p in payloads:
+        tx.framer._post(PDUS, make_pdu(p, {}))
+    tx.framer._post(PDUS, eos_pdu(len(payloads), 0))
+    tx.framer._post(SYSTEM, pmt.cons(DONE, pmt.from_long(1)))
+    tb.wait()
+    starts = [t.offset for t in snk.tags() if pmt.symbol_to_string(t.key) == "packet_len"]
+    return np.array(snk.data(), dtype=np.complex64), starts, tx.overhead()
+
+
+def _receive(z, tags, **kw):
+    tb = gr.top_block()
+    src = blocks.vector_source_c(z.tolist(), False, 1, tags)
+    rx = packet_phy_rx(**kw)
+    dbg = blocks.message_debug()
+    tb.connect(src, rx)
+    tb.msg_connect(rx, "pdus", dbg, "store")
+    tb.run()
+    return [dbg.get_message(i) for i in range(dbg.num_messages())], rx.get_stats()
+
+
+def _tag(offset, key, value):
+    return gr.tag_utils.python_to_tag((offset, pmt.intern(key), value, pmt.intern("uhd")))
+
+
+@pytest.mark.parametrize("rate_from", ["rx_rate tag", "samp_rate parameter"])
+def test_each_packet_gets_its_rx_time_from_the_stream_time_tag(rate_from):
+    """UHD tags rx_time once per stream: each packet's rx_time = that + samples to its access code,
+    also with long noise gaps between bursts (where the clock recovery slips symbols)."""
+    from gnuradio.largesc.pdu_file import rx_time_of
+    rng = np.random.default_rng(7)
+    payloads = [bytes(rng.integers(0, 256, 19, dtype=np.uint8)) for _ in range(8)]
+    y, starts, _ = _bursts(payloads)
+    gap, rate, t0 = 20000, 250e3, (1_700_000_000, 0.75)
+    to_code = 32 + 4 * 8 * 2                 # pre_padding + preamble bits x sps: the access code
+    parts, want, pos = [], [], 0
+    for a, b in zip(starts, starts[1:] + [len(y)]):
+        parts += [np.zeros(gap, np.complex64), y[a:b]]
+        want.append((pos + gap + to_code) / rate)
+        pos += gap + b - a
+    z = np.concatenate(parts)
+    z += (0.05 * (rng.normal(size=len(z)) + 1j * rng.normal(size=len(z)))).astype(np.complex64)
+    tags = [_tag(0, "rx_time", pmt.make_tuple(pmt.from_uint64(t0[0]), pmt.from_double(t0[1])))]
+    kw = {}
+    if rate_from == "rx_rate tag":
+        tags.append(_tag(0, "rx_rate", pmt.from_double(rate)))
+    else:
+        kw["samp_rate"] = rate
+    msgs, stats = _receive(z, tags, **kw)
+    got = [rx_time_of(pmt.car(m)) for m in msgs]
+    assert len(got) == len(payloads) + 1 and all(t is not None for t in got), stats
+    err = [(t[0] - t0[0]) + (t[1] - t0[1]) - w for t, w in zip(got, want[1:])]     # after the sync burst
+    assert np.max(np.abs(err)) * rate <= 2, err           # within a symbol (2 samples)
+    assert stats["time_tags"] == 1 and stats["bad_time_tags"] == 0
+
+
+def test_without_a_stream_time_packets_carry_no_rx_time_and_bad_time_tags_are_counted():
+    from gnuradio.largesc.pdu_file import rx_time_of
+    y, _, _ = _bursts([b"x" * 19] * 3)
+    msgs, stats = _receive(y, [_tag(0, "rx_time", pmt.intern("not a time")),
+                               _tag(0, "rx_rate", pmt.from_double(-5.0))])
+    assert len(msgs) == 4 and all(rx_time_of(pmt.car(m)) is None for m in msgs)
+    assert stats["bad_time_tags"] == 1 and stats["timed"] == 0 and stats["untimed"] >= 4

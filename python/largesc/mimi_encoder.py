@@ -1,4 +1,6 @@
 """GNU Radio block: 24 kHz float audio -> one vector of 8 Mimi tokens per 80 ms frame."""
+import collections
+
 import numpy as np
 from gnuradio import gr
 
@@ -31,8 +33,10 @@ class mimi_encoder(CodecBlock, gr.decim_block):
     """Streaming Mimi encoder (decimation 1920).
 
     Output 0: int32 vector of 8 tokens per frame (codebook 0 semantic, 1..7 acoustic).
-    Output 1: float32 latent activity per frame, 10*log10(mean square) of the unquantised latent
-    in dB; the adaptive controller turns it into the frame's content importance.
+    Output 1: float32 activity per frame in dB, from the codec's own source (core.codec.activity_db):
+    10*log10(mean square) of the unquantised latent (Mimi profiles), or of the frame's input
+    audio (mini, whose latent level does not follow speech); aligned with the frame's tokens. The
+    adaptive controller turns it into the frame's content importance.
     Non-finite input samples are replaced by 0, counted and logged.
 
     Parameters (checked at construction; a bad value raises ValueError naming it):
@@ -48,6 +52,12 @@ class mimi_encoder(CodecBlock, gr.decim_block):
                                 out_sig=[(np.int32, frames.NUM_CODEBOOKS), np.float32],
                                 decim=frames.FRAME_SAMPLES)
         self._init_codec(profile, mimi_weights, device, num_threads, stats_interval, ("nonfinite_samples",))
+        self._audio_activity = codec_mod.activity_source(self.codec) == "audio"
+        self._levels = collections.deque()  # input frame levels waiting for their (delayed) tokens
+
+    def start(self):
+        self._levels.clear()
+        return super().start()
 
     def work(self, input_items, output_items):
         torch_env.use_threads(self.num_threads)
@@ -64,6 +74,10 @@ class mimi_encoder(CodecBlock, gr.decim_block):
         output_items[0][:short] = 0         # those lead-in frames: token 0, quiet
         output_items[1][:short] = -100.0
         output_items[0][short:n] = codes.T
-        output_items[1][short:n] = codec_mod.latent_activity_db(latent)
+        if self._audio_activity:
+            self._levels.extend(codec_mod.frame_level_db(pcm, n).tolist())
+            output_items[1][short:n] = [self._levels.popleft() for _ in range(n - short)]
+        else:
+            output_items[1][short:n] = codec_mod.latent_activity_db(latent)
         self._count_frames(n)
         return n

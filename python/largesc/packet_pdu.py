@@ -46,10 +46,10 @@ def parse_pdu(msg):
 
 
 def make_pdu(data: bytes, meta: dict) -> "pmt.pmt_t":
-    """gr-pdu style PDU: (meta dict . u8vector)."""
+    """gr-pdu style PDU: (meta dict . u8vector). Metadata values: Python values or PMTs."""
     d = pmt.make_dict()
     for k, v in meta.items():
-        d = pmt.dict_add(d, pmt.intern(k), pmt.to_pmt(v))
+        d = pmt.dict_add(d, pmt.intern(k), v if isinstance(v, pmt.pmt_base) else pmt.to_pmt(v))
     return pmt.cons(d, pmt.init_u8vector(len(data), list(data)))
 
 

@@ -53,6 +53,7 @@ from gnuradio import blocks, channels, digital, gr, pdu
 
 from . import _params as P
 from ._blockutil import DoneGrace, RateLimitedLog
+from ._burst_time import BurstTimes, burst_time_stamper, stream_time_tagger, time_tuple
 from .packet_pdu import DONE, PDUS, SYSTEM, BadMessage, eos_frames, eos_pdu, is_eos, make_pdu, parse_pdu
 
 LEN_TAG = "packet_len"
@@ -71,6 +72,7 @@ SYNC_PAYLOAD = bytes([TYPE_SYNC]) + bytes(range(0x30, 0x38))
 
 
 MAX_SPS = 64
+MAX_SAMP_RATE = 1e9                                          # Hz
 MAX_AMBLE = 64                         # preamble / postamble bytes
 MAX_PADDING = 100000                   # guard samples
 MAX_EOS_COPIES = 16
@@ -293,6 +295,7 @@ class packet_phy_deframer(gr.basic_block):
         self.message_port_register_out(FEEDBACK)
         self.message_port_register_out(LINK_DONE)
         self._ended = False
+        self.times = None                  # a burst_time.BurstTimes when the PHY RX times packets
 
     def handle_pdu(self, msg):
         try:
@@ -300,17 +303,19 @@ class packet_phy_deframer(gr.basic_block):
             if not data:
                 raise BadMessage("empty")
             kind, body = data[0], data[1:]
+            t = self.times.take(data) if self.times is not None else None   # _burst_time.py
+            timed = {} if t is None else {"rx_time": time_tuple(*t)}
             with self._lock:
                 if kind == TYPE_DATA and body:
                     self.counters["packets"] += 1
-                    self.message_port_pub(PDUS, make_pdu(body, {}))
+                    self.message_port_pub(PDUS, make_pdu(body, timed))
                 elif kind == TYPE_EOS and len(body) == 5:
                     self.counters["eos_bursts"] += 1
                     n, epoch = struct.unpack(">IB", body)
                     if not self._eos_sent:
                         self._eos_sent = True
                         self.counters["eos_in_band"] += 1
-                        meta = {"eos": True, "epoch": epoch}
+                        meta = {"eos": True, "epoch": epoch, **timed}
                         if n != 0xFFFFFFFF:
                             meta["n_frames"] = n
                         self.message_port_pub(PDUS, make_pdu(b"", meta))
@@ -458,11 +463,15 @@ class packet_phy_rx(gr.hier_block2):
         sps: samples per symbol (as the transmitter).
         threshold: access-code bits that may be wrong.
         eos_grace_s: unused by the receiver chain itself (kept for symmetry).
+        samp_rate: sample rate in Hz for the packets' `rx_time`; 0 takes it from UHD's `rx_rate`
+            tag. Each packet's metadata gets `rx_time` when the stream carries UHD's `rx_time`
+            tag (_burst_time.py); a simulated or file stream has none.
     """
 
-    def __init__(self, sps=2, threshold=4, eos_grace_s=1.0):
+    def __init__(self, sps=2, threshold=4, eos_grace_s=1.0, samp_rate=0.0):
         name = "packet_phy_rx"
         sps = P.check_int(name, "sps", sps, 2, MAX_SPS)
+        samp_rate = P.check_float(name, "samp_rate", samp_rate, 0.0, MAX_SAMP_RATE, what="Hz")
         threshold = P.check_int(name, "threshold", threshold, 0, 16, what="bits")
         eos_grace_s = P.check_float(name, "eos_grace_s", eos_grace_s, 0.0, P.MAX_GRACE_S, what="s")
         gr.hier_block2.__init__(self, "packet_phy_rx", gr.io_signature(1, 1, gr.sizeof_gr_complex),
@@ -470,13 +479,18 @@ class packet_phy_rx(gr.hier_block2):
         self.demod = digital.gmsk_demod(samples_per_symbol=int(sps), gain_mu=0.175, mu=0.5,
                                         omega_relative_limit=0.005, freq_error=0.0)
         self.corr = digital.correlate_access_code_bb_ts(ACCESS_CODE, int(threshold), LEN_TAG)
+        self.sync = digital.correlate_access_code_tag_bb(ACCESS_CODE, int(threshold), "sync")
+        self.times = BurstTimes()
+        self.clock = stream_time_tagger(period=64 * int(sps), samp_rate=samp_rate)
+        self.timer = burst_time_stamper(self.times, "sync", sps=int(sps), sync_bits=len(ACCESS_CODE))
         self.pack = blocks.repack_bits_bb(1, 8, LEN_TAG, False, gr.GR_MSB_FIRST)
         self.to_pdu = pdu.tagged_stream_to_pdu(gr.types.byte_t, LEN_TAG)
         self.crc = digital.crc_check(*crc32_args(), True)
-        for b in (self.corr, self.crc):          # Debian's default log level (debug) would log
+        for b in (self.sync, self.corr, self.crc):   # Debian's default log level (debug) would log
             b.set_log_level("info")              # every failed CRC; they are counted instead
         self.deframer = packet_phy_deframer(eos_grace_s)
-        self.connect(self, self.demod, self.corr, self.pack, self.to_pdu)
+        self.deframer.times = self.times
+        self.connect(self, self.clock, self.demod, self.sync, self.timer, self.corr, self.pack, self.to_pdu)
         self.msg_connect(self.to_pdu, "pdus", self.crc, "in")
         self.msg_connect(self.crc, "ok", self.deframer, "pdus")
         self.msg_connect(self.crc, "fail", self.deframer, "fail")
@@ -486,8 +500,9 @@ class packet_phy_rx(gr.hier_block2):
         self.msg_connect(self.deframer, "feedback", self, "feedback")
 
     def get_stats(self):
-        """Deframer counters: packets, crc_fail, sync / eos bursts, how the eos mark came."""
-        return dict(self.deframer.counters)
+        """Deframer counters (packets, crc_fail, sync / eos bursts, how the eos mark came) and
+        packet timing (`timed` / `untimed` packet starts, stream `time_tags` seen)."""
+        return {**self.deframer.counters, **self.timer.counters, **self.clock.counters}
 
 
 class packet_phy(gr.hier_block2):
@@ -568,6 +583,9 @@ def measure_loss(snr_db, packets=200, nbytes=19, freq_offset=0.0, taps=(1.0,), s
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not (phy.rx.deframer.counters["eos_in_band"]
                                                or phy.rx.deframer.counters["eos_sim"]):
+        time.sleep(0.02)
+    c = phy.rx.deframer.counters                          # let the sink take what the deframer sent
+    while time.monotonic() < deadline and sink.num_messages() < c["packets"] + c["eos_in_band"] + c["eos_sim"]:
         time.sleep(0.02)
     tb.stop()
     tb.wait()

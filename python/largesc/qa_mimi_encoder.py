@@ -22,9 +22,9 @@ class qa_mimi_encoder(gr_unittest.TestCase):
     def tearDown(self):
         self.tb = None
 
-    def run_encoder(self, x, stats_interval=125):
+    def run_encoder(self, x, stats_interval=125, profile="tiny"):
         src = blocks.vector_source_f(x.tolist(), False)
-        self.enc = mimi_encoder(profile="tiny", stats_interval=stats_interval)
+        self.enc = mimi_encoder(profile=profile, stats_interval=stats_interval)
         tok, act = blocks.vector_sink_i(frames.NUM_CODEBOOKS), blocks.vector_sink_f()
         dbg = blocks.message_debug()
         self.tb.connect(src, self.enc)
@@ -42,6 +42,19 @@ class qa_mimi_encoder(gr_unittest.TestCase):
         ref_codes, ref_latent = codec.load_codec("tiny").encode_latent(x[: 10 * frames.FRAME_SAMPLES])
         np.testing.assert_array_equal(toks.T, ref_codes)
         np.testing.assert_allclose(act, codec.latent_activity_db(ref_latent), rtol=1e-4, atol=1e-4)
+
+    def test_mini_activity_is_the_input_level_aligned_with_its_delayed_tokens(self):
+        """mini's latent level does not follow speech: its activity is the frame's input level,
+        delayed with its tokens (one frame of encoder look-ahead: output frame j <-> input j - 1)."""
+        x = tone(10 * frames.FRAME_SAMPLES)
+        x[4 * frames.FRAME_SAMPLES: 6 * frames.FRAME_SAMPLES] *= 0.01          # two quiet frames
+        toks, act, _ = self.run_encoder(x, profile="mini")
+        mini = codec.load_codec("mini")
+        delay = mini.encoder_delay_frames
+        level = codec.frame_level_db(x)
+        np.testing.assert_allclose(act[delay:], level[: len(act) - delay], atol=1e-3)
+        self.assertTrue((act[:delay] == -100.0).all())
+        self.assertLess(act[5 + delay], act[1 + delay] - 30)                   # a quiet frame
 
     def test_nonfinite_input_is_zeroed_and_counted(self):
         x = tone(4 * frames.FRAME_SAMPLES)

@@ -65,6 +65,29 @@ def latent_activity_db(latent: np.ndarray) -> np.ndarray:
     return (10.0 * np.log10(np.mean(np.square(latent, dtype=np.float64), axis=0) + 1e-10)).astype(np.float32)
 
 
+def frame_level_db(pcm: np.ndarray, num_frames: int | None = None) -> np.ndarray:
+    """Per-frame input level of 24 kHz audio: 10*log10(mean square) of each 80 ms frame (dBFS) -> [F].
+    The audio is zero-padded to `num_frames` frames (default: its whole frames)."""
+    pcm = np.asarray(pcm, np.float64)
+    nfr = len(pcm) // frames.FRAME_SAMPLES if num_frames is None else int(num_frames)
+    x = np.pad(pcm, (0, max(0, nfr * frames.FRAME_SAMPLES - len(pcm))))[: nfr * frames.FRAME_SAMPLES]
+    return (10.0 * np.log10(np.mean(x.reshape(nfr, frames.FRAME_SAMPLES) ** 2, axis=1) + 1e-10)).astype(np.float32)
+
+
+def activity_source(codec) -> str:
+    """What the controller's per-frame activity comes from for `codec`: "latent" (Mimi: the
+    unquantised latent's level) or "audio" (the input frame level; codecs whose latent does not
+    follow the speech level say so with a class attribute `activity_source = "audio"`)."""
+    return getattr(codec, "activity_source", "latent")
+
+
+def activity_db(codec, pcm: np.ndarray, latent: np.ndarray) -> np.ndarray:
+    """The controller's activity (dB) per frame of a clip encoded offline: [F], F = latent frames."""
+    if activity_source(codec) == "audio":
+        return frame_level_db(pcm, latent.shape[1])
+    return latent_activity_db(latent)
+
+
 def check_codes(codes: np.ndarray, max_codebooks: int = frames.NUM_CODEBOOKS) -> np.ndarray:
     """Validate a [k, F] code array for decoding: 1 <= k <= max_codebooks, values in [0, 2048)."""
     codes = np.asarray(codes)

@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--recovery", default="moshi", choices=["moshi", "repeat", "zero", "prefix"],
                    help="token recovery of the `largesc` system (ablations fix their own)")
     s.add_argument("--lora", default=None, help="LoRA adapter for the moshi recovery LM")
-    s.add_argument("--activity", default="latent", choices=["latent", "audio"],
-                   help="controller content importance from the codec latent (the system) or the input level")
+    s.add_argument("--activity", default="codec", choices=["codec", "audio"],
+                   help="controller content importance from the codec's own activity source (as the blocks: "
+                        "Mimi's latent level, mini's input level) or always the input level")
     s.add_argument("--systems", type=_names, help=f"comma list from: {', '.join(systems.SYSTEMS)}")
     s.add_argument("--p", dest="ps", type=_floats, help="comma list of loss rates")
     s.add_argument("--loss-models", type=_names, help=f"comma list from {', '.join(losstrace.LOSS_MODELS)}")

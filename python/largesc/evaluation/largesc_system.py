@@ -77,25 +77,24 @@ def model_description(profile: str, recovery: str = "moshi", lora: str | None = 
 
 
 def encode(profile: str, x24: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(codes [8, F], activity dB [F]) for a clip, memoised per process by content hash."""
-    from ..core.codec import latent_activity_db
+    """(codes [8, F], the codec's activity dB [F]) for a clip, memoised per process by content hash."""
+    from ..core.codec import activity_db
     h = hashlib.sha256(np.ascontiguousarray(x24, np.float32).tobytes()).hexdigest()
     key = (profile, h)
     if key not in _ENCODED:
         codes, latent = get_codec(profile).encode_latent(x24)
         if len(_ENCODED) > 64:
             _ENCODED.clear()
-        _ENCODED[key] = (codes, latent_activity_db(latent))
+        _ENCODED[key] = (codes, activity_db(get_codec(profile), x24, latent))
     return _ENCODED[key]
 
 
 def audio_activity_db(x24: np.ndarray, nfr: int) -> np.ndarray:
-    """Per-frame input level (dB): an alternative activity source for the controller
-    (`activity="audio"`), for codecs whose latent activity carries no speech/silence contrast
-    (the random-weight `tiny` profile)."""
-    x = np.pad(np.asarray(x24, np.float64), (0, max(0, nfr * frames.FRAME_SAMPLES - len(x24))))
-    fr = x[: nfr * frames.FRAME_SAMPLES].reshape(nfr, frames.FRAME_SAMPLES)
-    return (10.0 * np.log10(np.mean(fr ** 2, axis=1) + 1e-10)).astype(np.float32)
+    """Per-frame input level (dB): the activity source `activity="audio"` forces, also for codecs
+    whose own source is the latent (the random-weight `tiny` profile has no speech/silence
+    contrast in its latent)."""
+    from ..core.codec import frame_level_db
+    return frame_level_db(x24, nfr)
 
 
 def allocations(activity: np.ndarray, allocation: str, bandwidth_bps: float, p: float,
@@ -130,11 +129,12 @@ def equal_protection(allocs: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def run(x16: np.ndarray, trace, *, profile: str = "tiny", bandwidth_bps: float = 1100.0,
         p: float = 0.0, allocation: str = "adaptive", recovery: str = "moshi", d: int = 1,
-        lora: str | None = None, seed: int = 0, activity: str = "latent") -> tuple[np.ndarray, dict]:
+        lora: str | None = None, seed: int = 0, activity: str = "codec") -> tuple[np.ndarray, dict]:
     """One utterance through LargeSC; returns (y float32 16 kHz, info).
 
-    activity: what the controller's content importance is computed from: ``latent`` (the
-    codec's latent activity, as the system does) or ``audio`` (input frame level)."""
+    activity: what the controller's content importance is computed from: ``codec`` (the codec's
+    own source, as the blocks do: Mimi's latent level, mini's input level; core.codec.activity_db)
+    or ``audio`` (always the input frame level)."""
     from ..core.recovery import recover
     if allocation not in ALLOCATIONS:
         raise ValueError(f"allocation must be one of {ALLOCATIONS}")
@@ -144,8 +144,8 @@ def run(x16: np.ndarray, trace, *, profile: str = "tiny", bandwidth_bps: float =
     nfr = codes.shape[1]
     if activity == "audio":
         act = audio_activity_db(x24, nfr)
-    elif activity != "latent":
-        raise ValueError("activity must be 'latent' or 'audio'")
+    elif activity != "codec":
+        raise ValueError("activity must be 'codec' or 'audio'")
     allocs = allocations(act, allocation, bandwidth_bps, p, d)
     pk = Packetizer(d=d, epoch=0)
     ra = Reassembler(d=d)

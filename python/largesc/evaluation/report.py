@@ -81,7 +81,7 @@ def write_report(rows: list[dict], out_dir: str | Path, meta: dict, plots: bool 
              "(lag from each system's loss-free decode); Codec 2 is narrowband (8 kHz), so PESQ-WB and "
              "ViSQOL penalise its bandwidth as well as its coding.\n")
     L.append("LargeSC: one 80 ms frame per packet, copy distance d = 1, controller budget B with the condition's "
-             f"p as its loss estimate, content importance from `{meta.get('activity', 'latent')}` activity; "
+             f"p as its loss estimate, content importance from `{meta.get('activity', 'codec')}` activity; "
              "baselines get p as their loss hint where they take one (Opus in-band FEC).\n")
     if profile in ("tiny", "kyutai-arch"):
         L.append(f"**Note:** profile `{profile}` has random weights: LargeSC's output is noise, so its numbers "
@@ -104,8 +104,8 @@ def write_report(rows: list[dict], out_dir: str | Path, meta: dict, plots: bool 
         r_all = [v for k, v in rate.items() if k[0] == name]
         if sysobj and sysobj.uses_bandwidth and r_all and max(r_all) <= 550.0 + 1e-6 and max(bws or [550.0]) > 550.0:
             L.append(f"\n**{name}: the controller classified no frame as speech** (every frame at the 4-token "
-                     f"floor, 550 bps, no copies, whatever B): the content importance from the codec's latent "
-                     f"activity (`activity: {meta.get('activity', 'latent')}`) never crossed its threshold. "
+                     f"floor, 550 bps, no copies, whatever B): the content importance from the codec's "
+                     f"activity (`activity: {meta.get('activity', 'codec')}`) never crossed its threshold. "
                      "With the random-weight `tiny` codec the latent level is flat; `--activity audio` takes "
                      "the importance from the input level instead.")
             break

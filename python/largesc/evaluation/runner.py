@@ -41,7 +41,7 @@ class Config:
     burst_ms: float = 160.0
     slot_rule: str = "last"
     cache_dir: str | None = None
-    activity: str = "latent"
+    activity: str = "codec"
 
     def conditions(self, system: systems.System) -> list[tuple[str, float, float | None]]:
         """(loss model, p, B) for a system; B only for systems that follow the budget."""

@@ -58,7 +58,7 @@ def get(name: str) -> System:
 
 
 def run(system: System, x16: np.ndarray, trace, *, p: float, bandwidth_bps: float, profile: str,
-        recovery: str, lora: str | None, seed: int, activity: str = "latent") -> tuple[np.ndarray, dict]:
+        recovery: str, lora: str | None, seed: int, activity: str = "codec") -> tuple[np.ndarray, dict]:
     k, prm = system.kind, system.params
     if k == "reference":
         return np.asarray(x16, np.float32), {"payload_bps": float("nan"), "packet_ms": 0.0, "packets": 0, "lost": 0}
