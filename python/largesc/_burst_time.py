@@ -15,7 +15,7 @@ give samples either: the demodulator's clock recovery slips symbols in the noise
 - the deframer looks each packet that passed the CRC up by its bytes and puts `rx_time` in its
   metadata.
 
-Accuracy: about a symbol (measured: within 2 samples at sps 2 in tests/test_phy.py), plus the
+Accuracy: within 2 symbols, typically half a symbol (tests/test_phy.py, sps 2), plus the
 transmitter-receiver clock difference (ppm). Without a stream time (simulation, a file source)
 packets get no `rx_time`; after an overflow (a new `rx_time`) packets are untimed until the next
 `largesc_time` tag.
