@@ -156,7 +156,7 @@ def load_lm(profile: str = "tiny", *, weights: str | Path | None = None,
 
     `mini` with its shipped weights and no `lora` gets the shipped recovery adapter
     (models/mini/lora), as Moshi + LoRA in the paper; `default_adapter=False` (train-lora) or
-    `lora` given overrides that.
+    `lora` given overrides that, and `lora="none"` loads the base LM without any adapter.
 
     dtype defaults to bf16 for the full-size profiles (fp32 would need 31 GB) and fp32 for tiny.
     """
@@ -167,6 +167,8 @@ def load_lm(profile: str = "tiny", *, weights: str | Path | None = None,
     big = profile in ("kyutai", "kyutai-arch")
     if dtype is None:
         dtype = torch.bfloat16 if big else torch.float32
+    if isinstance(lora, str) and lora.lower() == "none":          # the base LM, explicitly
+        lora, default_adapter = None, False
     if (profile == "mini" and lora is None and weights is None and default_adapter
             and (MINI_LORA_DIR / PEFT_ADAPTER_FILE).is_file()):
         lora = MINI_LORA_DIR

@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default="tiny", help="model profile for LargeSC (tiny, mini, kyutai, ...)")
     s.add_argument("--recovery", default="moshi", choices=["moshi", "repeat", "zero", "prefix"],
                    help="token recovery of the `largesc` system (ablations fix their own)")
-    s.add_argument("--lora", default=None, help="LoRA adapter for the moshi recovery LM")
+    s.add_argument("--lora", default=None, help="LoRA adapter folder for the moshi recovery LM (default: the "
+                   "profile's shipped one, if any; 'none': the base LM)")
     s.add_argument("--activity", default="codec", choices=["codec", "audio"],
                    help="controller content importance from the codec's own activity source (as the blocks: "
                         "Mimi's latent level, mini's input level) or always the input level")
