@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="token recovery of the `largesc` system (ablations fix their own)")
     s.add_argument("--lora", default=None, help="LoRA adapter folder for the moshi recovery LM (default: the "
                    "profile's shipped one, if any; 'none': the base LM)")
+    s.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature of the moshi recovery (default: its own, 0.8; 0: greedy)")
     s.add_argument("--activity", default="codec", choices=["codec", "audio"],
                    help="controller content importance from the codec's own activity source (as the blocks: "
                         "Mimi's latent level, mini's input level) or always the input level")
@@ -115,7 +117,8 @@ def cmd_sweep(a, argv) -> int:
                         systems=a.systems or pre["systems"], loss_models=a.loss_models or pre["loss_models"],
                         ps=a.ps or pre["ps"], bandwidths=a.bandwidths or pre["bandwidths"],
                         metrics=tuple(a.metrics), seed=a.seed, burst_ms=a.burst_ms, slot_rule=a.slot_rule,
-                        cache_dir=None if a.no_cache else str(cache_root), activity=a.activity)
+                        cache_dir=None if a.no_cache else str(cache_root), activity=a.activity,
+                        temperature=a.temperature)
     from . import losstrace, metrics
     try:
         for name in cfg.systems:

@@ -51,13 +51,13 @@ def get_codec(profile: str, seed: int = 0):
     return _CODECS[key]
 
 
-def get_recovery(strategy: str, profile: str, lora: str | None = None):
-    key = (strategy, profile, lora)
+def get_recovery(strategy: str, profile: str, lora: str | None = None, temperature: float | None = None):
+    key = (strategy, profile, lora, temperature)
     if key not in _RECOVERY:
         from ..core.recovery import build_recovery
         kw = {}
         if strategy == "moshi":
-            kw = {"profile": profile, "lora": lora}
+            kw = {"profile": profile, "lora": lora, **({} if temperature is None else {"temperature": temperature})}
         _RECOVERY[key] = build_recovery(strategy, **kw)
     return _RECOVERY[key]
 
@@ -129,7 +129,8 @@ def equal_protection(allocs: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def run(x16: np.ndarray, trace, *, profile: str = "tiny", bandwidth_bps: float = 1100.0,
         p: float = 0.0, allocation: str = "adaptive", recovery: str = "moshi", d: int = 1,
-        lora: str | None = None, seed: int = 0, activity: str = "codec") -> tuple[np.ndarray, dict]:
+        lora: str | None = None, seed: int = 0, activity: str = "codec",
+        temperature: float | None = None) -> tuple[np.ndarray, dict]:
     """One utterance through LargeSC; returns (y float32 16 kHz, info).
 
     activity: what the controller's content importance is computed from: ``codec`` (the codec's
@@ -162,7 +163,7 @@ def run(x16: np.ndarray, trace, *, profile: str = "tiny", bandwidth_bps: float =
         out_frames += ra.push(pkt)
     out_frames += ra.flush(until=nfr)
     tokens, states = frames_to_arrays(out_frames[:nfr])
-    rec = get_recovery(recovery, profile, lora)
+    rec = get_recovery(recovery, profile, lora, temperature)
     if hasattr(rec, "seed"):
         rec.seed(seed)
     rec.reset()

@@ -42,6 +42,7 @@ class Config:
     slot_rule: str = "last"
     cache_dir: str | None = None
     activity: str = "codec"
+    temperature: float | None = None          # moshi recovery sampling temperature (None: its default)
 
     def conditions(self, system: systems.System) -> list[tuple[str, float, float | None]]:
         """(loss model, p, B) for a system; B only for systems that follow the budget."""
@@ -122,12 +123,14 @@ def _decode(cfg: Config, cache: Cache, system, utt, trace, p, bw):
     key = _h(CODE_VERSION, system.key(), profile_fingerprint(cfg.profile) if system.kind == "largesc" else "",
              cfg.recovery if system.kind == "largesc" else "", cfg.lora if system.kind == "largesc" else "",
              cfg.activity if system.kind == "largesc" else "",
-             p, bw, cfg.seed, utt["hash"], trace.digest())
+             p, bw, cfg.seed, utt["hash"], trace.digest(),
+             *(() if cfg.temperature is None or system.kind != "largesc" else (("temperature", cfg.temperature),)))
     hit = cache.get_decode(key)
     if hit is not None:
         return hit
     y, info = systems.run(system, utt["audio"], trace, p=p, bandwidth_bps=bw or 0.0, profile=cfg.profile,
-                          recovery=cfg.recovery, lora=cfg.lora, seed=cfg.seed, activity=cfg.activity)
+                          recovery=cfg.recovery, lora=cfg.lora, seed=cfg.seed, activity=cfg.activity,
+                          temperature=cfg.temperature)
     info = {k: v for k, v in info.items() if isinstance(v, (int, float, str))}
     cache.put_decode(key, y, info)
     return y, info

@@ -58,7 +58,8 @@ def get(name: str) -> System:
 
 
 def run(system: System, x16: np.ndarray, trace, *, p: float, bandwidth_bps: float, profile: str,
-        recovery: str, lora: str | None, seed: int, activity: str = "codec") -> tuple[np.ndarray, dict]:
+        recovery: str, lora: str | None, seed: int, activity: str = "codec",
+        temperature: float | None = None) -> tuple[np.ndarray, dict]:
     k, prm = system.kind, system.params
     if k == "reference":
         return np.asarray(x16, np.float32), {"payload_bps": float("nan"), "packet_ms": 0.0, "packets": 0, "lost": 0}
@@ -66,7 +67,7 @@ def run(system: System, x16: np.ndarray, trace, *, p: float, bandwidth_bps: floa
         from . import largesc_system
         return largesc_system.run(x16, trace, profile=profile, bandwidth_bps=bandwidth_bps, p=p,
                                   allocation=prm["allocation"], recovery=prm["recovery"] or recovery,
-                                  lora=lora, seed=seed, activity=activity)
+                                  lora=lora, seed=seed, activity=activity, temperature=temperature)
     from . import baselines
     if k == "opus":
         return baselines.opus(x16, trace, bitrate=prm["bitrate"], p_hint=p, fec=prm["fec"])
