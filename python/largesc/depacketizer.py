@@ -95,7 +95,7 @@ class depacketizer(gr.sync_block):
         self._eos = False
         self._upstream_done_at = None
         self._frames = 0
-        self.counters = {"bad_messages": 0, "eos": 0, "feedback_msgs": 0}
+        self.counters = {"bad_messages": 0, "eos": 0, "after_eos": 0, "feedback_msgs": 0}
         self._log = RateLimitedLog(self.logger)
         self.message_port_register_in(PDUS)
         self.set_msg_handler(PDUS, self.handle_pdu)
@@ -114,6 +114,9 @@ class depacketizer(gr.sync_block):
                 if not self._eos:
                     self._eos = True
                     self._take(self.ra.flush(eos_frames(meta)))
+                return
+            if self._eos:                                   # the stream has ended: nothing may follow
+                self.counters["after_eos"] += 1
                 return
             bad = self.ra.counters["bad"]
             self._take(self.ra.push(data, self._now()))

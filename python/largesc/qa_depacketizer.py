@@ -80,6 +80,23 @@ class qa_depacketizer(gr_unittest.TestCase):
         fb = pmt.to_python(self.fb.get_message(2))
         self.assertAlmostEqual(fb["window_loss"], 6 / 30, places=6)   # frames 2, 7, .., 27
 
+    def test_packets_after_the_eos_mark_are_dropped_and_counted(self):
+        """The frame count is the mark's, whatever follows it (a new epoch would resync)."""
+        toks, pkts = packets(10)
+        later = [Packetizer(d=1, epoch=2).push(toks[n].tolist(), 6, 0) for n in range(5)]
+        dp = depacketizer(d=1, d_max=1)
+        self._graph(dp)
+        for p in pkts:
+            dp._post(PDUS, make_pdu(p, {}))
+        dp._post(PDUS, eos_pdu(10, 1))
+        for p in later:
+            dp._post(PDUS, make_pdu(p, {}))
+        self.tb.run()
+        out, _ = self._out()
+        self.assertEqual(out.shape, (10, 8))
+        self.assertEqual(out[:, :6].tolist(), toks[:, :6].tolist())
+        self.assertEqual(dp.get_stats()["after_eos"], 5)
+
     def test_upstream_done_without_eos_flushes_after_grace(self):
         toks, pkts = packets(5)
         dp = depacketizer(d=1, d_max=2, eos_grace_s=0.1)
