@@ -7,9 +7,11 @@
                     Length (bytes -> samples: 8 x sps) -> Burst Shaper (ramp, zero guard before and
                     after) -> complex baseband bursts, `packet_len` tag in samples on each burst's
                     first sample (UHD sink tagged-stream mode: tsb_tag_name = packet_len).
-    packet_phy_rx:  complex baseband -> GMSK Demod -> Correlate Access Code - Tag Stream ->
+    packet_phy_rx:  complex baseband -> (stream time tags) -> GMSK Demod -> (access-code marks,
+                    burst times: _burst_time.py) -> Correlate Access Code - Tag Stream ->
                     Repack Bits 1 -> 8 -> Tagged Stream to PDU -> CRC Check (digital.crc_check;
-                    failed packets are losses) -> PHY deframing -> `pdus`.
+                    failed packets are losses) -> PHY deframing (+ `rx_time` per packet when the
+                    stream has UHD's time tag) -> `pdus`.
     packet_phy:     the loopback for simulations: packet_phy_tx -> channels.channel_model (AWGN at
                     an SNR, frequency offset, multipath taps normalised to unit energy) ->
                     packet_phy_rx. Packet loss comes from the PHY: bit errors fail the CRC or the
