@@ -3,7 +3,7 @@
 
     .venv/bin/python scripts/paired_compare.py A.csv:system_a B.csv:system_b [--metrics plcmos,wer]
 
-Pairs rows by (utterance, loss model, p, B) and prints, per condition and metric, the mean of
+Pairs rows by (utterance, loss model, p) and prints, per condition and metric, the mean of
 A - B over utterances with a 95 % bootstrap interval (10,000 resamples, seeded) and how many
 utterances A wins. Both systems see the same loss trace per utterance (the harness's common
 trace), so the pairing removes the utterance-to-utterance spread that dominates the per-system
@@ -24,7 +24,7 @@ def load(spec):
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
             if r["system"] == system:
-                key = (r["loss_model"], float(r["p"]), float(r["bandwidth_bps"]))
+                key = (r["loss_model"], float(r["p"]))          # systems without a budget have no B
                 out[(key, r["metric"])][r["utterance"]] = float(r["value"])
     return out
 
@@ -46,13 +46,15 @@ def main(argv=None) -> int:
             if (cond, m) not in B:
                 continue
             utts = sorted(set(A[(cond, m)]) & set(B[(cond, m)]))
+            if not utts:
+                continue
             x = np.array([A[(cond, m)][u] for u in utts])
             y = np.array([B[(cond, m)][u] for u in utts])
             d = x - y
             boot = d[rng.integers(0, len(d), (10000, len(d)))].mean(axis=1)
             lo, hi = np.percentile(boot, [2.5, 97.5])
             better = int(np.sum(d < 0) if metric in LOWER_IS_BETTER else np.sum(d > 0))
-            print(f"| {cond[0]} p={cond[1]:g} B={cond[2]:g} | {metric} | {x.mean():.3f} | {y.mean():.3f} | "
+            print(f"| {cond[0]} p={cond[1]:g} | {metric} | {x.mean():.3f} | {y.mean():.3f} | "
                   f"{d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] | {better} of {len(d)} |")
     return 0
 

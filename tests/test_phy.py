@@ -222,4 +222,33 @@ def test_without_a_stream_time_packets_carry_no_rx_time_and_bad_time_tags_are_co
     msgs, stats = _receive(y, [_tag(0, "rx_time", pmt.intern("not a time")),
                                _tag(0, "rx_rate", pmt.from_double(-5.0))])
     assert len(msgs) == 4 and all(rx_time_of(pmt.car(m)) is None for m in msgs)
-    assert stats["bad_time_tags"] == 1 and stats["timed"] == 0 and stats["untimed"] >= 4
+    assert stats["bad_time_tags"] == 2 and stats["timed"] == 0 and stats["untimed"] >= 4
+
+
+@pytest.mark.parametrize("tags", [
+    [("largesc_time", pmt.intern("bad"))],                               # forged internal tag
+    [("largesc_time", pmt.make_tuple(pmt.from_uint64(5), pmt.from_double(0.5), pmt.from_double(0.0)))],
+    [("rx_time", pmt.make_tuple(pmt.from_uint64(2 ** 64 - 1), pmt.from_double(0.5)))],
+    [("rx_time", pmt.make_tuple(pmt.from_uint64(1), pmt.from_double(0.5))), ("rx_rate", pmt.from_double(1e-300))],
+    [("rx_time", pmt.make_tuple(pmt.from_uint64(0), pmt.from_double(0.0))), ("rx_rate", pmt.from_double(250e3))],
+], ids=["forged", "forged-rate-0", "u64-max", "tiny-rate", "time-zero"])
+def test_hostile_or_edge_time_tags_never_hang_or_cost_a_packet(tags):
+    """Every packet still comes through; its rx_time is valid or absent."""
+    from gnuradio.largesc.pdu_file import rx_time_of
+    y, _, _ = _bursts([b"y" * 19] * 3)
+    msgs, _ = _receive(y, [_tag(0, k, v) for k, v in tags])
+    assert len(msgs) == 4
+    for m in msgs:
+        t = rx_time_of(pmt.car(m))
+        assert t is None or (t[0] >= 0 and 0.0 <= t[1] < 1.0)
+
+
+def test_burst_times_drop_stale_entries():
+    from gnuradio.largesc._burst_time import BurstTimes
+    bt = BurstTimes(capacity=8, max_age=3)
+    bt.put(b"sync", (1, 0.0))                      # filed, never claimed (its packet failed)
+    for i in range(4):
+        bt.put(bytes([i]), (2 + i, 0.0))
+    bt.put(b"sync", (9, 0.0))
+    assert bt.take(b"sync") == (9, 0.0)            # not the stale (1, 0.0)
+    assert bt.take(bytes([3])) == (5, 0.0) and bt.take(b"none") is None

@@ -31,10 +31,27 @@ RX_TIME = pmt.intern("rx_time")
 RX_RATE = pmt.intern("rx_rate")
 TIME_KEY = pmt.intern("largesc_time")                       # (full secs, frac secs, sample rate)
 RESET_KEY = pmt.intern("largesc_time_reset")                # a new stream time: forget the old one
+SYNC_KEY = "largesc_sync"                                   # access-code marks (correlate_access_code_tag_bb)
+SRCID = pmt.intern("largesc_stream_time_tagger")            # the stamper takes time tags from this source only
 DEMOD_DELAY_BITS = 2.5                                      # GMSK demod: tags land this early (measured)
 HEADER_BITS = 32                                            # header_format_default: length twice
 MAX_OPEN = 16                                               # captures in progress (false syncs)
 MAX_TIMES = 512                                             # filed times not yet looked up
+MAX_AGE = 64                                                # filings after which an unclaimed time is stale
+MAX_FULL_SECS = 2 ** 63                                     # full seconds must fit a u64 with room to add
+MIN_RATE, MAX_RATE = 1.0, 1e9                               # Hz
+
+
+def add_seconds(full: int, frac: float, dt: float):
+    """(full, frac) + dt seconds -> (full, frac in [0, 1)), or None if it is negative or too large."""
+    whole = int(np.floor(frac + dt))
+    f = float(frac + dt - whole)
+    if f >= 1.0:                                            # x - floor(x) rounds to 1.0 for tiny -x
+        whole, f = whole + 1, 0.0
+    full = full + whole
+    if not np.isfinite(f) or full < 0 or full >= MAX_FULL_SECS:
+        return None
+    return full, f
 
 
 def time_tuple(full: int, frac: float):
@@ -50,11 +67,20 @@ def parse_time_tag(value):
         a, b = pmt.tuple_ref(value, 0), pmt.tuple_ref(value, 1)
         full = pmt.to_uint64(a) if pmt.is_uint64(a) else pmt.to_long(a)
         frac = pmt.to_double(b)
-        if full < 0 or not (0.0 <= frac < 1.0):
+        if not 0 <= full < MAX_FULL_SECS or not (0.0 <= frac < 1.0):
             return None
         return int(full), float(frac)
     except Exception:                                       # noqa: BLE001 - hostile tag
         return None
+
+
+def parse_rate(value):
+    """A sample rate in [MIN_RATE, MAX_RATE] Hz from a tag value, or None."""
+    try:
+        rate = pmt.to_double(value)
+    except Exception:                                       # noqa: BLE001 - hostile tag
+        return None
+    return rate if np.isfinite(rate) and MIN_RATE <= rate <= MAX_RATE else None
 
 
 class stream_time_tagger(gr.sync_block):
@@ -66,10 +92,15 @@ class stream_time_tagger(gr.sync_block):
         gr.sync_block.__init__(self, name="largesc_stream_time_tagger", in_sig=[np.complex64],
                                out_sig=[np.complex64])
         self.period = int(period)
-        self.rate = float(samp_rate) if samp_rate and samp_rate > 0 else None
+        self.samp_rate = float(samp_rate) if samp_rate and samp_rate > 0 else None
+        self.counters = {"time_tags": 0, "bad_time_tags": 0}
+        self.start()
+
+    def start(self):
+        self.rate = self.samp_rate
         self._ref = None                                    # (sample offset, full secs, frac secs)
         self._next = None                                   # next sample to tag
-        self.counters = {"time_tags": 0, "bad_time_tags": 0}
+        return True
 
     def work(self, input_items, output_items):
         n = len(input_items[0])
@@ -84,58 +115,74 @@ class stream_time_tagger(gr.sync_block):
                 self.counters["time_tags"] += 1
                 self._ref = (tag.offset, *t)
                 self._next = tag.offset + self.period
-                self.add_item_tag(0, tag.offset, RESET_KEY, pmt.PMT_T)
+                self.add_item_tag(0, tag.offset, RESET_KEY, pmt.PMT_T, SRCID)
             elif pmt.eq(tag.key, RX_RATE):
-                try:
-                    rate = pmt.to_double(tag.value)
-                except Exception:                           # noqa: BLE001 - hostile tag
-                    rate = 0.0
-                if rate > 0 and np.isfinite(rate):
+                rate = parse_rate(tag.value)
+                if rate is None:
+                    self.counters["bad_time_tags"] += 1
+                else:
                     self.rate = rate
-        while self._ref is not None and self.rate and self._next < start + n:
-            off, full, frac = self._ref
-            dt = (self._next - off) / self.rate
-            whole = np.floor(frac + dt)
-            value = pmt.make_tuple(pmt.from_uint64(full + int(whole)), pmt.from_double(float(frac + dt - whole)),
-                                   pmt.from_double(self.rate))
-            self.add_item_tag(0, self._next, TIME_KEY, value)
-            self._next += self.period
+        if self._ref is not None and self.rate:
+            if self._next < start:                          # the rate came late: no catch-up burst
+                self._next += -(-(start - self._next) // self.period) * self.period
+            while self._next < start + n:
+                off, full, frac = self._ref
+                t = add_seconds(full, frac, (self._next - off) / self.rate)
+                if t is None:                               # out of range: untimed until a new rx_time
+                    self.counters["bad_time_tags"] += 1
+                    self._ref = None
+                    self.add_item_tag(0, self._next, RESET_KEY, pmt.PMT_T, SRCID)
+                    break
+                value = pmt.make_tuple(pmt.from_uint64(t[0]), pmt.from_double(t[1]), pmt.from_double(self.rate))
+                self.add_item_tag(0, self._next, TIME_KEY, value, SRCID)
+                self._next += self.period
         return n
 
 
 class BurstTimes:
-    """Thread-safe table payload bytes -> receive times (FIFO per payload), bounded."""
+    """Thread-safe table payload bytes -> receive times (FIFO per payload), bounded in size and
+    age: a time not claimed within MAX_AGE later filings (its packet failed the CRC or was never
+    looked up) is dropped, so an identical later packet never gets it."""
 
-    def __init__(self, capacity=MAX_TIMES):
-        self.capacity = int(capacity)
-        self._times = collections.OrderedDict()
+    def __init__(self, capacity=MAX_TIMES, max_age=MAX_AGE):
+        self.capacity, self.max_age = int(capacity), int(max_age)
+        self._times = collections.OrderedDict()             # payload -> deque of (filing no., time)
         self._count = 0
+        self._filed = 0
         self._lock = threading.Lock()
         self.evicted = 0
 
+    def _drop_oldest(self, key):
+        q = self._times[key]
+        q.popleft()
+        self._count -= 1
+        if not q:
+            del self._times[key]
+
     def put(self, payload: bytes, t) -> None:
         with self._lock:
-            self._times.setdefault(payload, collections.deque()).append(t)
+            self._filed += 1
+            self._times.setdefault(payload, collections.deque()).append((self._filed, t))
             self._count += 1
             while self._count > self.capacity:              # captures no packet claimed (bit errors)
-                key, q = next(iter(self._times.items()))
-                q.popleft()
-                self._count -= 1
+                self._drop_oldest(next(iter(self._times)))
                 self.evicted += 1
-                if not q:
-                    del self._times[key]
 
     def take(self, payload: bytes):
-        """The oldest time filed for these bytes (removed), or None."""
+        """The oldest fresh time filed for these bytes (removed), or None."""
         with self._lock:
-            q = self._times.get(payload)
-            if not q:
-                return None
-            t = q.popleft()
-            self._count -= 1
-            if not q:
-                del self._times[payload]
-            return t
+            while self._times.get(payload):
+                n, t = self._times[payload][0]
+                self._drop_oldest(payload)
+                if self._filed - n <= self.max_age:
+                    return t
+                self.evicted += 1
+            return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._times.clear()
+            self._count = 0
 
 
 class burst_time_stamper(gr.sync_block):
@@ -151,21 +198,27 @@ class burst_time_stamper(gr.sync_block):
         max_payload_bytes: longer headers are taken for noise.
     """
 
-    def __init__(self, table, sync_tag="sync", sps=2, sync_bits=64, crc_bytes=4, max_payload_bytes=4096):
+    def __init__(self, table, sync_tag=SYNC_KEY, sps=2, sync_bits=64, crc_bytes=4, max_payload_bytes=4096):
         gr.sync_block.__init__(self, name="largesc_burst_time_stamper", in_sig=[np.uint8], out_sig=[np.uint8])
+        if int(crc_bytes) < 1:
+            raise ValueError("burst_time_stamper: crc_bytes must be >= 1")
         self.table = table
         self.sync_tag = pmt.intern(sync_tag)
         self.sps, self.sync_bits, self.crc_bytes = int(sps), int(sync_bits), int(crc_bytes)
         self.max_payload_bits = 8 * int(max_payload_bytes)
+        self.counters = {"timed": 0, "untimed": 0, "bad_headers": 0}
+        self.start()
+
+    def start(self):
         self._ref = None                                    # (bit offset, full secs, frac secs, rate)
         self._open = []                                     # [time, bits so far, bits needed]
-        self.counters = {"timed": 0, "untimed": 0, "bad_headers": 0}
+        self.table.clear()
+        return True
 
     def _time_at(self, offset):
+        """Time of the access code's first sample (see the module doc), or None."""
         ref_off, full, frac, rate = self._ref
-        dt = (offset - self.sync_bits - ref_off - DEMOD_DELAY_BITS) * self.sps / rate
-        whole = np.floor(frac + dt)
-        return full + int(whole), float(frac + dt - whole)
+        return add_seconds(full, frac, (offset - self.sync_bits - ref_off - DEMOD_DELAY_BITS) * self.sps / rate)
 
     def _feed(self, bits):
         """Append this chunk's bits to every open capture; file the finished ones."""
@@ -186,10 +239,25 @@ class burst_time_stamper(gr.sync_block):
                         break
                     need = HEADER_BITS + 8 * n1
                     continue
-                self.table.put(np.packbits(got[HEADER_BITS:]).tobytes()[: -self.crc_bytes], t)
+                packet = np.packbits(got[HEADER_BITS:]).tobytes()
+                self.table.put(packet[: len(packet) - self.crc_bytes], t)
                 self.counters["timed"] += 1
                 break
         self._open = still
+
+    def _set_ref(self, tag):
+        """Our tagger's time tag -> the reference; anything else (a forged tag) resets it."""
+        try:
+            if not pmt.eq(tag.srcid, SRCID):
+                raise ValueError("not from stream_time_tagger")
+            v = tag.value
+            full, frac, rate = (pmt.to_uint64(pmt.tuple_ref(v, 0)), pmt.to_double(pmt.tuple_ref(v, 1)),
+                                pmt.to_double(pmt.tuple_ref(v, 2)))
+            if not (0 <= full < MAX_FULL_SECS and 0.0 <= frac < 1.0 and MIN_RATE <= rate <= MAX_RATE):
+                raise ValueError("out of range")
+            self._ref = (tag.offset, int(full), float(frac), float(rate))
+        except Exception:                                   # noqa: BLE001 - hostile tag
+            self._ref = None
 
     def work(self, input_items, output_items):
         x = input_items[0]
@@ -199,18 +267,17 @@ class burst_time_stamper(gr.sync_block):
         cut = 0
         for tag in sorted(self.get_tags_in_window(0, 0, n), key=lambda t: t.offset):
             if pmt.eq(tag.key, TIME_KEY):
-                v = tag.value
-                self._ref = (tag.offset, pmt.to_uint64(pmt.tuple_ref(v, 0)), pmt.to_double(pmt.tuple_ref(v, 1)),
-                             pmt.to_double(pmt.tuple_ref(v, 2)))
+                self._set_ref(tag)
             elif pmt.eq(tag.key, RESET_KEY):
                 self._ref = None
             elif pmt.eq(tag.key, self.sync_tag):
                 i = tag.offset - start
                 self._feed(x[cut:i])
                 cut = i
-                if self._ref is None:
+                t = None if self._ref is None else self._time_at(tag.offset)
+                if t is None:
                     self.counters["untimed"] += 1
                 elif len(self._open) < MAX_OPEN:
-                    self._open.append([self._time_at(tag.offset), np.zeros(0, np.uint8), HEADER_BITS])
+                    self._open.append([t, np.zeros(0, np.uint8), HEADER_BITS])
         self._feed(x[cut:n])
         return n

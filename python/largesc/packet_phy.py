@@ -55,7 +55,7 @@ from gnuradio import blocks, channels, digital, gr, pdu
 
 from . import _params as P
 from ._blockutil import DoneGrace, RateLimitedLog
-from ._burst_time import BurstTimes, burst_time_stamper, stream_time_tagger, time_tuple
+from ._burst_time import SYNC_KEY, BurstTimes, burst_time_stamper, stream_time_tagger, time_tuple
 from .packet_pdu import DONE, PDUS, SYSTEM, BadMessage, eos_frames, eos_pdu, is_eos, make_pdu, parse_pdu
 
 LEN_TAG = "packet_len"
@@ -74,7 +74,7 @@ SYNC_PAYLOAD = bytes([TYPE_SYNC]) + bytes(range(0x30, 0x38))
 
 
 MAX_SPS = 64
-MAX_SAMP_RATE = 1e9                                          # Hz
+MIN_SAMP_RATE, MAX_SAMP_RATE = 1.0, 1e9                     # Hz (0: from UHD's rx_rate tag)
 MAX_AMBLE = 64                         # preamble / postamble bytes
 MAX_PADDING = 100000                   # guard samples
 MAX_EOS_COPIES = 16
@@ -299,14 +299,21 @@ class packet_phy_deframer(gr.basic_block):
         self._ended = False
         self.times = None                  # a burst_time.BurstTimes when the PHY RX times packets
 
+    def _timed(self, data):
+        """{'rx_time': ...} for a packet the PHY RX timed (_burst_time.py), else {}; never raises."""
+        try:
+            t = self.times.take(data) if self.times is not None else None
+            return {} if t is None else {"rx_time": time_tuple(*t)}
+        except Exception:                                   # noqa: BLE001 - a time never costs a packet
+            return {}
+
     def handle_pdu(self, msg):
         try:
             _, data = parse_pdu(msg)
             if not data:
                 raise BadMessage("empty")
             kind, body = data[0], data[1:]
-            t = self.times.take(data) if self.times is not None else None   # _burst_time.py
-            timed = {} if t is None else {"rx_time": time_tuple(*t)}
+            timed = self._timed(data)
             with self._lock:
                 if kind == TYPE_DATA and body:
                     self.counters["packets"] += 1
@@ -474,6 +481,9 @@ class packet_phy_rx(gr.hier_block2):
         name = "packet_phy_rx"
         sps = P.check_int(name, "sps", sps, 2, MAX_SPS)
         samp_rate = P.check_float(name, "samp_rate", samp_rate, 0.0, MAX_SAMP_RATE, what="Hz")
+        if 0.0 < samp_rate < MIN_SAMP_RATE:
+            raise ValueError(f"{name}: samp_rate must be 0 (from UHD's rx_rate tag) or "
+                             f"{MIN_SAMP_RATE:g}..{MAX_SAMP_RATE:g} Hz, got {samp_rate!r}")
         threshold = P.check_int(name, "threshold", threshold, 0, 16, what="bits")
         eos_grace_s = P.check_float(name, "eos_grace_s", eos_grace_s, 0.0, P.MAX_GRACE_S, what="s")
         gr.hier_block2.__init__(self, "packet_phy_rx", gr.io_signature(1, 1, gr.sizeof_gr_complex),
@@ -481,10 +491,10 @@ class packet_phy_rx(gr.hier_block2):
         self.demod = digital.gmsk_demod(samples_per_symbol=int(sps), gain_mu=0.175, mu=0.5,
                                         omega_relative_limit=0.005, freq_error=0.0)
         self.corr = digital.correlate_access_code_bb_ts(ACCESS_CODE, int(threshold), LEN_TAG)
-        self.sync = digital.correlate_access_code_tag_bb(ACCESS_CODE, int(threshold), "sync")
+        self.sync = digital.correlate_access_code_tag_bb(ACCESS_CODE, int(threshold), SYNC_KEY)
         self.times = BurstTimes()
         self.clock = stream_time_tagger(period=64 * int(sps), samp_rate=samp_rate)
-        self.timer = burst_time_stamper(self.times, "sync", sps=int(sps), sync_bits=len(ACCESS_CODE))
+        self.timer = burst_time_stamper(self.times, SYNC_KEY, sps=int(sps), sync_bits=len(ACCESS_CODE))
         self.pack = blocks.repack_bits_bb(1, 8, LEN_TAG, False, gr.GR_MSB_FIRST)
         self.to_pdu = pdu.tagged_stream_to_pdu(gr.types.byte_t, LEN_TAG)
         self.crc = digital.crc_check(*crc32_args(), True)

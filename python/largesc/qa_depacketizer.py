@@ -81,7 +81,8 @@ class qa_depacketizer(gr_unittest.TestCase):
         self.assertAlmostEqual(fb["window_loss"], 6 / 30, places=6)   # frames 2, 7, .., 27
 
     def test_packets_after_the_eos_mark_are_dropped_and_counted(self):
-        """The frame count is the mark's, whatever follows it (a new epoch would resync)."""
+        """The frame count is the mark's, whatever follows it (here: packets of a new epoch,
+        which the reassembler would otherwise resync to)."""
         toks, pkts = packets(10)
         later = [Packetizer(d=1, epoch=2).push(toks[n].tolist(), 6, 0) for n in range(5)]
         dp = depacketizer(d=1, d_max=1)

@@ -156,6 +156,8 @@ def main(argv=None) -> int:
     if (out / "optim.safetensors").exists():
         from .train_codec import _unflatten_optim
         _unflatten_optim(opt, load_file(str(out / "optim.safetensors"), device=str(dev)), state["optim_meta"])
+        for g in opt.param_groups:              # this run's --weight-decay, not the saved one
+            g["weight_decay"] = a.weight_decay
     LOG.info("LM %.2f M params, %d train clips, device %s, step %d", sum(p.numel() for p in lm.parameters()) / 1e6,
              len(train.arrays), dev, state["step"])
 
@@ -212,6 +214,7 @@ def main(argv=None) -> int:
                 save_file({k: t.detach().cpu().contiguous() for k, t in lm.state_dict().items()},
                           str(out / "best.tmp"))
                 (out / "best.tmp").replace(out / "best.safetensors")
+                save()                       # state.json names the best step together with its file
         if time.time() - t_ckpt > a.ckpt_minutes * 60:
             save()
             t_ckpt = time.time()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shlex
@@ -111,6 +112,9 @@ def cmd_sweep(a, argv) -> int:
         print(f"gr-largesc eval needs the [eval] extra; missing: {', '.join(need)}. Install it with "
               "LARGESC_EXTRAS=eval scripts/install_env.sh", file=sys.stderr)
         return 2
+    if a.temperature is not None and not (math.isfinite(a.temperature) and 0.0 <= a.temperature <= 10.0):
+        print(f"gr-largesc eval: --temperature must be 0..10 (0: greedy), got {a.temperature}", file=sys.stderr)
+        return 2
     pre = PRESETS[a.preset]
     cache_root = Path(a.cache_dir) if a.cache_dir else default_cache()
     cfg = runner.Config(profile=a.profile, recovery=a.recovery, lora=a.lora,
@@ -156,7 +160,7 @@ def cmd_sweep(a, argv) -> int:
     wall = time.perf_counter() - t0
     meta = {"command": "gr-largesc eval " + " ".join(shlex.quote(x) for x in argv),
             "profile": cfg.profile, "model": model, "recovery": cfg.recovery, "systems": list(cfg.systems),
-            "activity": cfg.activity, "bandwidths": list(cfg.bandwidths),
+            "activity": cfg.activity, "temperature": cfg.temperature, "bandwidths": list(cfg.bandwidths),
             "speech": str(a.speech or pre["speech"]), "seed": cfg.seed, "slot_rule": cfg.slot_rule,
             "burst_ms": cfg.burst_ms, "jobs": a.jobs, "wall_s": wall,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",

@@ -72,7 +72,14 @@ def model_description(profile: str, recovery: str = "moshi", lora: str | None = 
             h = hashlib.sha256(w.read_bytes()).hexdigest()[:16]
             desc = f"mini codec {w.parent} (model.safetensors sha256 {h}...)"
     if recovery == "moshi":
-        desc += f"; LM: {profile}" + (f" + LoRA {lora}" if lora else "")
+        if isinstance(lora, str) and lora.lower() == "none":
+            desc += f"; LM: {profile} (base, no LoRA)"
+        elif lora:
+            desc += f"; LM: {profile} + LoRA {lora}"
+        else:
+            from ..core.lm import MINI_LORA_DIR, PEFT_ADAPTER_FILE
+            shipped = profile == "mini" and (MINI_LORA_DIR / PEFT_ADAPTER_FILE).is_file()
+            desc += f"; LM: {profile}" + (" + its shipped LoRA" if shipped else "")
     return desc
 
 
