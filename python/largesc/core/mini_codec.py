@@ -408,8 +408,8 @@ class MiniCodec:
             n_buf = len(self._enc_audio) // FRAME_SAMPLES
             if self._enc_frames_in < 2:
                 continue
-            feats = W.analyze(self._enc_audio)                 # [16 * n_buf, 28]
-            target = feats[(n_buf - 2) * SUB:(n_buf - 1) * SUB]
+            # F0 over the whole buffer, envelope and aperiodicity of the target frame only
+            target = W.analyze(self._enc_audio, slice((n_buf - 2) * SUB, (n_buf - 1) * SUB))
             keep = (self.ENC_HISTORY + 1) * FRAME_SAMPLES
             if len(self._enc_audio) > keep:
                 self._enc_audio = self._enc_audio[-keep:]

@@ -77,8 +77,12 @@ def mc2sp(mc: np.ndarray, fftlen: int = FFT_SIZE) -> np.ndarray:
     return np.exp(np.fft.rfft(sym, axis=-1).real)
 
 
-def analyze16(x16: np.ndarray, n_frames: int | None = None) -> np.ndarray:
-    """16 kHz float audio -> features [N, FEAT_DIM] float32 (N = n_frames if given, else len/HOP)."""
+def analyze16(x16: np.ndarray, n_frames: int | None = None, rows: slice | None = None) -> np.ndarray:
+    """16 kHz float audio -> features [N, FEAT_DIM] float32 (N = n_frames if given, else len/HOP).
+
+    rows: only these feature frames (the F0 track is still estimated on the whole signal, so the
+    rows equal those of the full analysis; the envelope and aperiodicity, per frame, are the
+    cost this saves: the streaming encoder needs 16 of the buffer's 80)."""
     import pyworld as pw
     import pysptk
     x = np.ascontiguousarray(np.asarray(x16, np.float64))
@@ -92,27 +96,31 @@ def analyze16(x16: np.ndarray, n_frames: int | None = None) -> np.ndarray:
     x = x + 1e-5 * rng.standard_normal(len(x))
     f0, t = pw.dio(x, ANALYSIS_FS, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_PERIOD_MS)
     f0 = pw.stonemask(x, f0, t, ANALYSIS_FS)
-    sp = pw.cheaptrick(x, f0, t, ANALYSIS_FS, fft_size=FFT_SIZE)
-    ap = pw.d4c(x, f0, t, ANALYSIS_FS, fft_size=FFT_SIZE)
-    mc = sp2mc(sp)
-    cap = pw.code_aperiodicity(ap, ANALYSIS_FS)
     vuv = (f0 > 0).astype(np.float64)
     lf0 = np.full(len(f0), DEFAULT_LF0)
     if vuv.any():
         idx = np.arange(len(f0))
         lf0 = np.interp(idx, idx[vuv > 0], np.log(f0[vuv > 0]))
-    feats = np.concatenate([mc, lf0[:, None], vuv[:, None], cap[:, :1]], 1).astype(np.float32)
-    if len(feats) < n_frames:
-        feats = np.concatenate([feats, np.repeat(feats[-1:], n_frames - len(feats), 0)])
-    return feats[:n_frames]
+    # rows past the F0 track repeat its last frame (as the full analysis pads)
+    sel = np.arange(n_frames)[rows if rows is not None else slice(None)]
+    src = np.minimum(sel, len(f0) - 1)
+    keep = np.unique(src)
+    sp = pw.cheaptrick(x, np.ascontiguousarray(f0[keep]), np.ascontiguousarray(t[keep]), ANALYSIS_FS,
+                       fft_size=FFT_SIZE)
+    ap = pw.d4c(x, np.ascontiguousarray(f0[keep]), np.ascontiguousarray(t[keep]), ANALYSIS_FS, fft_size=FFT_SIZE)
+    mc = sp2mc(sp)
+    cap = pw.code_aperiodicity(ap, ANALYSIS_FS)
+    feats = np.concatenate([mc, lf0[keep, None], vuv[keep, None], cap[:, :1]], 1).astype(np.float32)
+    return feats[np.searchsorted(keep, src)]
 
 
-def analyze(x24: np.ndarray) -> np.ndarray:
-    """24 kHz audio -> features [16 * F, FEAT_DIM], F = whole 80 ms frames (audio zero-padded)."""
+def analyze(x24: np.ndarray, rows: slice | None = None) -> np.ndarray:
+    """24 kHz audio -> features [16 * F, FEAT_DIM], F = whole 80 ms frames (audio zero-padded);
+    `rows`: only those feature frames (see analyze16)."""
     x24 = np.asarray(x24, np.float32)
     n = -(-len(x24) // 1920)
     x24 = np.concatenate([x24, np.zeros(n * 1920 - len(x24), np.float32)])
-    return analyze16(to_16k(x24), n * SUBFRAMES)
+    return analyze16(to_16k(x24), n * SUBFRAMES, rows)
 
 
 def unpack(feats: np.ndarray):
