@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from gnuradio.largesc import cli
-from gnuradio.largesc.core import audio_io
+from gnuradio.largesc.core import audio_io, codec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -18,6 +18,13 @@ def test_info_lists_profiles(capsys):
     for name in ("kyutai", "kyutai-arch", "tiny", "mini"):
         assert name in out
     assert "gnuradio" in out and "HF cache" in out
+
+
+def test_info_says_which_mini_parts_are_here(tmp_path, monkeypatch):
+    from gnuradio.largesc.core import lm
+    assert cli._mini_status(codec.mini_weights_dir()).startswith("available: codec, LM, LoRA")
+    monkeypatch.setattr(lm, "MINI_LORA_DIR", tmp_path)           # an install without the adapter
+    assert cli._mini_status(codec.mini_weights_dir()).endswith("missing: LoRA")
 
 
 def test_demo_runs_the_lossy_loopback_and_writes_wav_of_input_length(tmp_path, capsys):

@@ -37,12 +37,23 @@ def cmd_info(args) -> int:
                   f"not in cache ({profiles.KYUTAI_REPO}/{profiles.KYUTAI_MIMI_FILE}); download it or pass --mimi-weights",
         "kyutai-arch": "available (random weights)",
         "tiny": "available (random weights)",
-        "mini": f"available ({mini_dir})" if (mini_dir / "config.json").is_file() else f"not shipped yet ({mini_dir})",
+        "mini": _mini_status(mini_dir),
     }
     print("profiles:")
     for name, text in profiles.PROFILES.items():
         print(f"  {name:12s} {text}\n  {'':12s} -> {avail[name]}")
     return 0
+
+
+def _mini_status(codec_dir) -> str:
+    """Which parts of the `mini` family are on this machine (codec, LM, recovery LoRA)."""
+    from .core import lm
+    parts = {"codec": codec_dir / "config.json", "LM": lm.MINI_LM_DIR / lm.MINI_LM_WEIGHTS,
+             "LoRA": lm.MINI_LORA_DIR / lm.PEFT_ADAPTER_FILE}
+    have = [k for k, f in parts.items() if f.is_file()]
+    missing = [k for k in parts if k not in have]
+    text = f"available: {', '.join(have)} ({codec_dir.parent})" if have else f"not shipped ({codec_dir.parent})"
+    return text + (f"; missing: {', '.join(missing)}" if have and missing else "")
 
 
 def cmd_codec(args) -> int:

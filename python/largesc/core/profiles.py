@@ -18,7 +18,7 @@ PROFILES = {
     "kyutai": "Kyutai's released Mimi/Moshi weights (Hugging Face cache or local files; needs a download once)",
     "kyutai-arch": "full-size Mimi/Moshi architecture, random weights (timing and shape tests only)",
     "tiny": "small random Mimi-like model, 8 x 2048 codebooks (tests only: output is noise)",
-    "mini": "small codec + LM trained in this repository (offline default once shipped)",
+    "mini": "small codec + LM + recovery LoRA trained in this repository (the offline default)",
 }
 
 
