@@ -15,11 +15,11 @@ give samples either: the demodulator's clock recovery slips symbols in the noise
 - the deframer looks each packet that passed the CRC up by its bytes and puts `rx_time` in its
   metadata.
 
-Why not GNU Radio's Header/Payload Demux, which times packets from `rx_time` itself: fed by
-Protocol Parser (header_format_default), it waits for a reply to every header it hands out, and
-the parser sends none for a header it rejects, so one corrupted header at low SNR would stall
-the receiver for good. Here the data path stays GNU Radio's correlator and CRC blocks, and the
-timing path can only leave a packet untimed.
+Why not GNU Radio's Header/Payload Demux, which also stamps packets with `rx_time`: it counts
+items since the last time tag in its own input, here the bit stream, which is the drift measured
+above unless the time is re-tagged often (as stream_time_tagger does), and it would replace the
+PHY's tested receive path (tagged-stream correlator, CRC) with a trigger and header-parser loop.
+Beside the data path, the timing can only leave a packet untimed, never lose or delay it.
 
 Accuracy: within 2 symbols, typically half a symbol (tests/test_phy.py, sps 2), plus the
 transmitter-receiver clock difference (ppm). Without a stream time (simulation, a file source)
