@@ -297,7 +297,7 @@ class packet_phy_deframer(gr.basic_block):
         self.message_port_register_out(FEEDBACK)
         self.message_port_register_out(LINK_DONE)
         self._ended = False
-        self.times = None                  # a burst_time.BurstTimes when the PHY RX times packets
+        self.times = None                  # a _burst_time.BurstTimes when the PHY RX times packets
 
     def _timed(self, data):
         """{'rx_time': ...} for a packet the PHY RX timed (_burst_time.py), else {}; never raises."""
