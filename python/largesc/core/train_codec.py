@@ -16,7 +16,6 @@ Uses CUDA when present (``--device``), else CPU with ``--threads`` torch threads
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -30,31 +29,6 @@ import numpy as np
 
 LOG = logging.getLogger("largesc.train_codec")
 REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def _flatten_optim(opt) -> tuple[dict, dict]:
-    import torch
-    sd = opt.state_dict()
-    tensors, meta = {}, {"param_groups": sd["param_groups"], "scalars": {}}
-    for idx, st in sd["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v) and v.ndim > 0:
-                tensors[f"{idx}.{k}"] = v.detach().cpu().contiguous()
-            else:
-                meta["scalars"][f"{idx}.{k}"] = float(v)
-    return tensors, meta
-
-
-def _unflatten_optim(opt, tensors: dict, meta: dict):
-    import torch
-    state: dict = {}
-    for key, v in tensors.items():
-        idx, k = key.split(".", 1)
-        state.setdefault(int(idx), {})[k] = v
-    for key, v in meta["scalars"].items():
-        idx, k = key.split(".", 1)
-        state.setdefault(int(idx), {})[k] = torch.tensor(v)
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
 class ShardData:
@@ -169,18 +143,14 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("NO_TORCH_COMPILE", "1")
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
+    from .train_run import load_optim, open_run, save_run
 
     from .corpus import load_heldout
     from .mini_codec import MiniCodecModel, MiniConfig, feature_loss, mcep_weights, save_mini_codec
     from . import world_features as W
 
-    torch.set_num_threads(a.threads)
-    dev = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    run = Path(a.run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    state_path = run / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else None
+    dev, run, state = open_run(a.run_dir, a.threads, a.device)
 
     if a.export:
         if state is None:
@@ -215,8 +185,7 @@ def main(argv=None) -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.8, 0.99), weight_decay=0.01)
     if (run / "model.safetensors").exists():
         model.load_state_dict(load_file(str(run / "model.safetensors"), device=str(dev)))
-        if (run / "optim.safetensors").exists():
-            _unflatten_optim(opt, load_file(str(run / "optim.safetensors"), device=str(dev)), state["optim_meta"])
+        load_optim(opt, run, state, dev)
         LOG.info("resumed from step %d (%.0f s trained)", state["step"], state["wall_s"])
         changed = {k: getattr(a, k) for k in ("dyn_block", "dyn_weight", "c0_weight", "low_weight", "lr")
                    if state["args"].get(k) != getattr(a, k)}
@@ -232,14 +201,7 @@ def main(argv=None) -> int:
 
     def save(tag="ckpt"):
         t = time.time()
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(run / "model.tmp"))
-        os.replace(run / "model.tmp", run / "model.safetensors")
-        tens, meta = _flatten_optim(opt)
-        save_file(tens, str(run / "optim.tmp"))
-        os.replace(run / "optim.tmp", run / "optim.safetensors")
-        state["optim_meta"] = meta
-        state_path.with_suffix(".tmp").write_text(json.dumps(state, indent=1))
-        os.replace(state_path.with_suffix(".tmp"), state_path)
+        save_run(run, state, model, opt)
         LOG.info("%s saved at step %d (%.1f s)", tag, state["step"], time.time() - t)
 
     @torch.no_grad()

@@ -111,15 +111,11 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from . import torch_env  # noqa: F401  (NO_TORCH_COMPILE before moshi)
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
+    from .train_run import load_optim, open_run, save_run, save_weights
     from . import lm as lm_mod, token_data
 
-    torch.set_num_threads(a.threads)
-    dev = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    state_path = out / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else None
+    dev, out, state = open_run(a.out, a.threads, a.device)
     if state is None:
         kwargs = lm_mod.mini_lm_kwargs(dim=a.dim, num_layers=a.layers, depformer_dim=a.dep_dim,
                                        depformer_num_layers=a.dep_layers)
@@ -153,24 +149,14 @@ def main(argv=None) -> int:
     vbatches = [torch.as_tensor(valid.batch(a.batch, a.frames, vrng), device=dev) for _ in range(4)]
 
     opt = torch.optim.AdamW(lm.parameters(), lr=a.lr, betas=(0.9, 0.95), weight_decay=a.weight_decay)
-    if (out / "optim.safetensors").exists():
-        from .train_codec import _unflatten_optim
-        _unflatten_optim(opt, load_file(str(out / "optim.safetensors"), device=str(dev)), state["optim_meta"])
-        for g in opt.param_groups:              # this run's --weight-decay, not the saved one
-            g["weight_decay"] = a.weight_decay
+    load_optim(opt, out, state, dev)
+    for g in opt.param_groups:                  # this run's --weight-decay, not a saved one
+        g["weight_decay"] = a.weight_decay
     LOG.info("LM %.2f M params, %d train clips, device %s, step %d", sum(p.numel() for p in lm.parameters()) / 1e6,
              len(train.arrays), dev, state["step"])
 
     def save():
-        from .train_codec import _flatten_optim
-        save_file({k: v.detach().cpu().contiguous() for k, v in lm.state_dict().items()}, str(out / "model.tmp"))
-        (out / "model.tmp").replace(out / "model.safetensors")
-        tens, meta = _flatten_optim(opt)
-        save_file(tens, str(out / "optim.tmp"))
-        (out / "optim.tmp").replace(out / "optim.safetensors")
-        state["optim_meta"] = meta
-        state_path.with_suffix(".tmp").write_text(json.dumps(state, indent=1))
-        state_path.with_suffix(".tmp").replace(state_path)
+        save_run(out, state, lm, opt)
 
     @torch.no_grad()
     def validate():
@@ -211,9 +197,7 @@ def main(argv=None) -> int:
             LOG.info("valid step %d: %.4f (cb0 %.3f, cb7 %.3f)", state["step"], v, per[0], per[1])
             if state.get("best") is None or v < state["best"]["valid"]:      # early stopping by copy
                 state["best"] = {"step": state["step"], "valid": round(v, 4)}
-                save_file({k: t.detach().cpu().contiguous() for k, t in lm.state_dict().items()},
-                          str(out / "best.tmp"))
-                (out / "best.tmp").replace(out / "best.safetensors")
+                save_weights(lm, out / "best.safetensors")
                 save()                       # state.json names the best step together with its file
         if time.time() - t_ckpt > a.ckpt_minutes * 60:
             save()
