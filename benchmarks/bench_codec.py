@@ -15,7 +15,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import torch
 
-from gnuradio.largesc.core import codec, frames
+from gnuradio.largesc.core import codec
+from gnuradio.largesc.core.link import frames
+from gnuradio.largesc.core.profiles import DEFAULT_PROFILE
 
 
 def bench(c, x, chunk_frames):
@@ -47,7 +49,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--profiles", nargs="+", default=["tiny", "kyutai-arch"])
+    ap.add_argument("--profiles", nargs="+", default=[DEFAULT_PROFILE, "tiny", "kyutai-arch"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     n = int(args.seconds * frames.SAMPLE_RATE) // frames.FRAME_SAMPLES * frames.FRAME_SAMPLES

@@ -12,9 +12,9 @@ import argparse
 import random
 import time
 
-from gnuradio.largesc.core.controller import AdaptiveController
-from gnuradio.largesc.core.packet import Packetizer
-from gnuradio.largesc.core.reassembly import Reassembler
+from gnuradio.largesc.core.link.controller import AdaptiveController
+from gnuradio.largesc.core.link.packet import Packetizer
+from gnuradio.largesc.core.link.reassembly import Reassembler
 
 
 def best(fn, repeat):
@@ -66,7 +66,7 @@ def main(argv=None):
         print(f"{label:28s} packetize {n / t_pack:9,.0f}/s  depacketize {n / t_depack:9,.0f}/s"
               f"  both {n / (t_pack + t_depack):9,.0f}/s  (mean packet {size:.1f} bytes)")
     try:
-        from gnuradio.largesc.packet_pdu import make_pdu, parse_pdu
+        from gnuradio.largesc.gr_support.pdu import make_pdu, parse_pdu
     except Exception:                                # noqa: BLE001 - GNU Radio missing
         return
     t = best(lambda: [parse_pdu(make_pdu(p, {"seq": 1, "n_send": 8})) for p in pkts], args.repeat)

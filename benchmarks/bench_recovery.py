@@ -27,7 +27,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from gnuradio.largesc.core import frames, lm as L, recovery as R, token_data as D  # noqa: E402
+from gnuradio.largesc.core import recovery as R
+from gnuradio.largesc.core.link import frames  # noqa: E402
+from gnuradio.largesc.core.recovery import lm as L
+from gnuradio.largesc.training import token_data as D
 
 BUDGET_MS = frames.FRAME_SECONDS * 1e3
 
@@ -67,7 +70,7 @@ def bench_tiny(args):
     torch.set_num_threads(args.threads)
     lora = args.lora
     if lora is None and args.train_steps:
-        from gnuradio.largesc.core import train_lora
+        from gnuradio.largesc.training import train_lora
         lora = tempfile.mkdtemp(prefix="bench_lora_")
         t0 = time.time()
         train_lora.main(["--out", lora, "--steps", str(args.train_steps), "--batch", "4", "--frames", "32",
@@ -76,13 +79,13 @@ def bench_tiny(args):
     lm = L.load_lm("tiny", lora=lora)
     data = streams(args.streams, args.frames, args.p, seed=7)
     rows = [
-        ("zero", lambda: R.make_recovery("zero")),
-        ("repeat", lambda: R.make_recovery("repeat")),
-        ("prefix", lambda: R.make_recovery("prefix")),
-        ("moshi greedy, generate", lambda: R.make_recovery("moshi", lm=lm, temperature=0.0)),
-        ("moshi T=0.8 k=250, generate", lambda: R.make_recovery("moshi", lm=lm, seed=1)),
-        ("moshi greedy, prefix", lambda: R.make_recovery("moshi", lm=lm, temperature=0.0, fill_not_sent=False)),
-        ("moshi greedy, sampled context", lambda: R.make_recovery("moshi", lm=lm, temperature=0.0,
+        ("zero", lambda: R.build("zero")),
+        ("repeat", lambda: R.build("repeat")),
+        ("prefix", lambda: R.build("prefix")),
+        ("moshi greedy, generate", lambda: R.build("moshi", lm=lm, temperature=0.0)),
+        ("moshi T=0.8 k=250, generate", lambda: R.build("moshi", lm=lm, seed=1)),
+        ("moshi greedy, prefix", lambda: R.build("moshi", lm=lm, temperature=0.0, fill_not_sent=False)),
+        ("moshi greedy, sampled context", lambda: R.build("moshi", lm=lm, temperature=0.0,
                                                                  feedback="sampled")),
     ]
     print(f"\ntiny LM ({'adapter ' + str(lora) if lora else 'untrained'}), {args.streams} x {args.frames} frames, "
@@ -97,7 +100,7 @@ def bench_tiny(args):
 
 
 def bench_kyutai_arch(args):
-    from gnuradio.largesc.core.moshi_recovery import MoshiRecovery
+    from gnuradio.largesc.core.recovery.moshi import MoshiRecovery
     torch.set_num_threads(args.threads)
     print("\nkyutai-arch LM (7.7 B, random weights) on CPU: building on meta, materialising in bf16 ...")
     t0 = time.time()

@@ -21,12 +21,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from gnuradio.largesc.cli import BUNDLED_CLIP  # noqa: E402
-from gnuradio.largesc.core import audio_io, codec as codec_mod, frames, torch_env  # noqa: E402
-from gnuradio.largesc.core.controller import AdaptiveController  # noqa: E402
-from gnuradio.largesc.core.packet import Packetizer  # noqa: E402
-from gnuradio.largesc.core.reassembly import Reassembler  # noqa: E402
-from gnuradio.largesc.core.recovery import build_recovery  # noqa: E402
+from gnuradio.largesc.app.cli import BUNDLED_CLIP  # noqa: E402
+from gnuradio.largesc.core import audio_io, torch_env  # noqa: E402
+from gnuradio.largesc.core import codec as codec_mod
+from gnuradio.largesc.core.link import frames
+from gnuradio.largesc.core.link.controller import AdaptiveController  # noqa: E402
+from gnuradio.largesc.core.link.packet import Packetizer  # noqa: E402
+from gnuradio.largesc.core.link.reassembly import Reassembler  # noqa: E402
+from gnuradio.largesc.core.profiles import DEFAULT_PROFILE  # noqa: E402
+from gnuradio.largesc.core.recovery import build as build_recovery  # noqa: E402
 
 
 def received_packets(c, x24, bandwidth, p, d, seed):
@@ -89,7 +92,7 @@ def run_rx(c, rec, packets, num_frames, d):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profiles", nargs="+", default=["mini", "tiny"])
+    ap.add_argument("--profiles", nargs="+", default=[DEFAULT_PROFILE, "tiny"])
     ap.add_argument("--recoveries", nargs="+", default=["repeat", "moshi"])
     ap.add_argument("--p", type=float, default=0.2)
     ap.add_argument("--bandwidth", type=float, default=1100.0)

@@ -15,8 +15,10 @@ os.environ.setdefault("NO_TORCH_COMPILE", "1")
 
 import numpy as np
 
-from gnuradio.largesc.cli import BUNDLED_CLIP
-from gnuradio.largesc.core import audio_io, codec, controller, frames
+from gnuradio.largesc.app.cli import BUNDLED_CLIP
+from gnuradio.largesc.core import audio_io, codec
+from gnuradio.largesc.core.link import controller
+from gnuradio.largesc.core.profiles import DEFAULT_PROFILE
 
 
 def activity(x24: np.ndarray, source: str, profile: str) -> np.ndarray:
@@ -31,7 +33,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("wavs", nargs="*", default=[str(BUNDLED_CLIP)])
     ap.add_argument("--activity", choices=["codec", "energy"], default="codec")
-    ap.add_argument("--profile", default="mini")
+    ap.add_argument("--profile", default=DEFAULT_PROFILE)
     ap.add_argument("--bandwidth", type=float, default=550.0)
     ap.add_argument("--dtx-tokens", type=int, default=1)
     ap.add_argument("--loss", type=float, default=0.0)

@@ -17,9 +17,9 @@ import sys
 import time
 import traceback
 
-from gnuradio.largesc.core import packet as P
-from gnuradio.largesc.core.frames import STATE_NAMES
-from gnuradio.largesc.core.reassembly import Reassembler
+from gnuradio.largesc.core.link import packet as P
+from gnuradio.largesc.core.link.frames import STATE_NAMES
+from gnuradio.largesc.core.link.reassembly import Reassembler
 
 VALID_STATES = set(STATE_NAMES)
 
@@ -97,8 +97,9 @@ def check(frames, state, errors, resynced):
 
 def make_block():
     try:
-        from gnuradio.largesc.depacketizer import depacketizer
         import pmt
+
+        from gnuradio.largesc.depacketizer import depacketizer
     except Exception:                               # noqa: BLE001 - GNU Radio missing
         return None, None
     return depacketizer(d=2, d_max=3), pmt

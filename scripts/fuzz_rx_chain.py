@@ -10,7 +10,7 @@ Each example builds a fresh flowgraph
         --pdus--> largesc_rx (depacketizer -> token recovery -> Mimi decoder) -> counting sink
 
 with a random configuration (d, d_max, recovery zero / repeat / prefix / moshi) and messages
-made from a valid stream of the real packetizer (core.packet.Packetizer: random tokens and
+made from a valid stream of the real packetizer (core.link.packet.Packetizer: random tokens and
 allocations, any epoch and starting sequence number, 1..3 frames per packet), then mutated:
 packets dropped, duplicated, moved (reordered), bit-flipped, truncated, extended, header fields
 set to extremes with a correct CRC (sequence 0 / 4095 / far ahead, N = 8 and R = 7, eight
@@ -39,7 +39,7 @@ Models are built once per configuration and deep-copied into each example's bloc
 weights, fresh state: the same as loading them again, ten times faster). Long runs go in child
 processes of --fork-every examples each, because GNU Radio 3.10 keeps part of every finished
 flowgraph's buffers (SysV shared memory, 4096 segments per machine) until the process exits
-(see _blockutil.release_hier_blocks, called after every example). Prints one count line
+(see gr_support/hier.py, called after every example). Prints one count line
 `examples: N  failures: F  ...` and exit status 1 on a failure (the shrunk example is printed).
 """
 from __future__ import annotations
@@ -63,11 +63,11 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import seed as hyp_seed  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from gnuradio.largesc._blockutil import release_hier_blocks  # noqa: E402
-from gnuradio.largesc.core import packet as P  # noqa: E402
-from gnuradio.largesc.core.frames import FRAME_SAMPLES, KNOWN_STATES, NUM_CODEBOOKS  # noqa: E402
-from gnuradio.largesc.core.reassembly import Reassembler  # noqa: E402
-from gnuradio.largesc.packet_pdu import BadMessage, eos_frames, is_eos, parse_pdu  # noqa: E402
+from gnuradio.largesc.core.link import packet as P  # noqa: E402
+from gnuradio.largesc.core.link.frames import FRAME_SAMPLES, KNOWN_STATES, NUM_CODEBOOKS  # noqa: E402
+from gnuradio.largesc.core.link.reassembly import Reassembler  # noqa: E402
+from gnuradio.largesc.gr_support.hier import release_hier_blocks  # noqa: E402
+from gnuradio.largesc.gr_support.pdu import BadMessage, eos_frames, is_eos, parse_pdu  # noqa: E402
 
 K = NUM_CODEBOOKS
 PDUS = pmt.intern("pdus")
@@ -405,7 +405,7 @@ def run_example(cfg, messages, timeout_s=None, eos_grace_s=0.05):
                       f"{'worked' if ok else 'did not work either'}); depacketizer "
                       f"{dep.get_stats()}, errors {errors}")
     s = rx.get_stats()
-    release_hier_blocks(rx)                  # GNU Radio issue #7706 (see _blockutil)
+    release_hier_blocks(rx)                  # GNU Radio issue #7706 (see gr_support/hier.py)
     n_dep, n_rec_in = s["depacketizer"]["frames_out"], s["recovery"].get("frames_in", 0)
     n_rec_out, n_dec = s["recovery"].get("frames_out", 0), s["decoder"]["frames"]
     problems = list(errors)
@@ -504,7 +504,7 @@ def fuzz(args, seed_base, budget, stop_at, tally):
 def fuzz_in_children(args, stop_at, tally):
     """The long run: one child process per --fork-every examples (GNU Radio keeps part of every
     finished flowgraph's shared-memory buffers until the process exits, see
-    _blockutil.release_hier_blocks). Adds the children's counts to `tally`; the failure or None."""
+    gr_support.hier.release_hier_blocks). Adds the children's counts to `tally`; the failure or None."""
     import json
     import subprocess
     child_no = 0

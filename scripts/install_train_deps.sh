@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Debian packages for building the `mini` training corpus and for evaluating the codec
-# (issue 9). Idempotent: apt-get skips what is already installed. Run as root.
+# (docs/models/mini.md). Idempotent: apt-get skips what is already installed. Run as root.
 # Python packages: .venv/bin/python -m pip install -c constraints.txt --use-pep517 -r requirements-train.txt
 set -euo pipefail
 PKGS=(

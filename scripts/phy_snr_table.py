@@ -29,7 +29,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     os.environ.setdefault("NO_TORCH_COMPILE", "1")
-    from gnuradio.largesc.packet_phy import measure_loss
+    from gnuradio.largesc.app.phy_loss import measure_loss
     print(f"GMSK sps 2, BT 0.35, CRC-32, {a.bytes}-byte packets, {a.packets} per point, "
           f"frequency offset {a.freq} cycles/sample, taps {[str(t) for t in a.taps]}")
     print("")

@@ -8,10 +8,18 @@ Variants: `tx` (packet_phy_tx, fed through its framer), `ts` (one PDU to Tagged 
 length scaling and the burst shaper added). Prints the RSS after 20 % of the packets (drained)
 and at the end (drained), and the growth per packet in between.
 """
-import sys, time, resource, numpy as np, pmt
-from gnuradio import gr, blocks, digital, pdu
-from gnuradio.largesc.packet_phy import packet_phy_tx, crc32_args, ACCESS_CODE, LEN_TAG
-from gnuradio.largesc.packet_pdu import PDUS, make_pdu
+import sys
+import time
+
+import numpy as np
+import pmt
+from gnuradio import blocks, digital, gr, pdu
+
+from gnuradio.largesc.gr_support.pdu import PDUS, make_pdu
+from gnuradio.largesc.gr_support.phy_framing import LEN_TAG
+from gnuradio.largesc.packet_phy_tx import packet_phy_tx
+
+
 def rss():
     return int(open('/proc/self/statm').read().split()[1]) * 4096 / 1e6
 variant = sys.argv[1]

@@ -130,9 +130,9 @@ def _render(grc_files, out_dir, prefs_dir):
 
     from gi.repository import GLib
     from gnuradio import gr
-    from gnuradio.grc.gui.Platform import Platform          # in gnuradio/grc/main.py's order:
-    from gnuradio.grc.gui.Application import Application    # gui.Utils first is a circular import
     from gnuradio.grc.gui import Utils
+    from gnuradio.grc.gui.Application import Application  # gui.Utils first is a circular import
+    from gnuradio.grc.gui.Platform import Platform  # in gnuradio/grc/main.py's order:
 
     # As gnuradio-companion (gnuradio/grc/main.py) builds it: block paths from the config,
     # which includes GRC_BLOCKS_PATH.

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Soak test of the simulated loopback (issue 8): stream a looped clip for a long time, unthrottled,
+"""Soak test of the simulated loopback (docs/reliability.md): stream a looped clip for a long time, unthrottled,
 and watch memory, per-frame latency and frame accounting.
 
     .venv/bin/python scripts/soak.py --profile mini --recovery repeat --channel erasure --loss 0.1 \\
         --minutes 60 --out docs/soak/mini_erasure_60min
 
-The flowgraph is `gr-largesc run`'s (run_app.loopback_flowgraph, same blocks and options), with
+The flowgraph is `gr-largesc run`'s (loopback.loopback_flowgraph, same blocks and options), with
 two substitutions so that an hour of audio needs no hour-long buffers: the source is the clip
 (default: the bundled 5.3 s speech clip) in a repeating vector source cut by `head` to
 --minutes of audio (plus run_app's two padding frames), and the sink only counts samples
@@ -160,59 +160,30 @@ class Probe:
         if len(self.error_samples) < self.MAX_ERRORS_KEPT:
             self.error_samples.append(f"{kind}: {text}")
 
-    # -- wrappers
-    def _timed(self, stage, fn):
-        st = self.stages[stage]
-
-        def timed(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                st.add((time.perf_counter() - t0) * 1e3)
-        return timed
-
+    # -- observers (gr_support/stage_timing.py): each block reports its stage calls
     def _install(self):
         tx, rx = self.tb.tx, self.tb.rx
-        enc = tx.encoder.codec
-        enc.stream_encode = self._timed("encode", enc.stream_encode)
-        ctl = tx.controller
-        ctl.ctl.step = self._timed("controller", ctl.ctl.step)
-        pkt = ctl.pkt
-        push = self._timed("controller", pkt.push)
+        tx.encoder.stage_observers.add(self._on_stage)
+        tx.controller.stage_observers.add(self._on_stage)
+        rx.depacketizer.stage_observers.add(self._on_stage)
+        rx.recovery.stage_observers.add(self._on_stage)
+        rx.decoder.stage_observers.add(self._on_stage)
 
-        def pkt_push(tokens, n_send, n_repeat):
-            index = pkt.frame_index
-            out = push(tokens, n_send, n_repeat)
+    def _on_stage(self, event):
+        if event.stage == "reassembly":
+            self._on_frames(event.info["frames"])
+            return
+        self.stages[event.stage].add(event.seconds * 1e3)
+        if event.stage == "controller":
             with self.lock:
-                self.sent[index] = (time.perf_counter(), tuple(int(t) for t in tokens[:K]))
+                self.sent[event.info["frame_index"]] = (time.perf_counter(),
+                                                        tuple(int(t) for t in event.info["tokens"][:K]))
                 self.pushed += 1
-            return out
-        pkt.push = pkt_push
-
-        dep = rx.depacketizer
-        take = dep._take
-
-        def dep_take(frames_):
-            self._on_frames(frames_)
-            return take(frames_)
-        dep._take = dep_take                      # the handler calls self._take(...)
-
-        rec = rx.recovery.rec
-        rec.push = self._timed("recovery", rec.push)
-        rec.flush = self._timed("recovery", rec.flush)
-
-        dec = rx.decoder.codec
-        decode = self._timed("decode", dec.stream_decode)
-
-        def stream_decode(codes, prefix=None):
-            out = decode(codes, prefix)
-            self._on_decoded(np.asarray(codes), time.perf_counter())
-            return out
-        dec.stream_decode = stream_decode
+        elif event.stage == "decode":
+            self._on_decoded(np.asarray(event.info["codes"]), time.perf_counter())
 
     def _on_frames(self, frames_):
-        from gnuradio.largesc.core.frames import KNOWN_STATES
+        from gnuradio.largesc.core.link.frames import KNOWN_STATES
         with self.lock:
             for f in frames_:
                 if f.index != self.next_index:
@@ -307,7 +278,7 @@ class Sampler:
         self.sample()
 
     def sample(self):
-        from gnuradio.largesc.core import frames
+        from gnuradio.largesc.core.link import frames
         now = time.monotonic()
         counts, transit, stages = self.probe.take()
         tb = self.tb
@@ -451,12 +422,13 @@ def plot(path, rows, title, growth):
 
 # ----------------------------------------------------------------------------- main
 def build_parser():
-    from gnuradio.largesc import run_app
+    from gnuradio.largesc.app import run_options
+    from gnuradio.largesc.core.profiles import DEFAULT_PROFILE, PROFILE_NAMES
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", default="tiny", choices=run_app.PROFILE_CHOICES)
+    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILE_NAMES)
     p.add_argument("--lm-profile", default="", help="LM profile for --recovery moshi if not --profile")
-    p.add_argument("--recovery", default="repeat", choices=run_app.RECOVERY_CHOICES)
+    p.add_argument("--recovery", default="repeat", choices=run_options.RECOVERY_CHOICES)
     p.add_argument("--channel", default="erasure", choices=["erasure", "phy"])
     p.add_argument("--loss", type=float, default=0.1, help="erasure channel loss p (bernoulli)")
     p.add_argument("--snr", type=float, default=14.0, help="--channel phy: SNR per sample, dB")
@@ -481,14 +453,15 @@ def soak(args) -> dict:
     """Run one soak; write the files; return the summary (criteria under 'criteria')."""
     from gnuradio import blocks, gr
 
-    from gnuradio.largesc import run_app
-    from gnuradio.largesc.core import audio_io, frames
-    from gnuradio.largesc.largesc_tx import rational_ratio
+    from gnuradio.largesc.app import loopback, run_options, run_summary
+    from gnuradio.largesc.core import audio_io
+    from gnuradio.largesc.core.link import frames
+    from gnuradio.largesc.gr_support.rates import rational_ratio
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    clip_path = args.input or str(run_app.BUNDLED_CLIP)
-    o, d_max = run_app.checked_options({
+    clip_path = args.input or str(run_options.BUNDLED_CLIP)
+    o, d_max = run_options.checked_options({
         "input": clip_path, "output": str(out_dir / "unused.wav"), "profile": args.profile,
         "lm_profile": args.lm_profile, "recovery": args.recovery, "channel": args.channel,
         "loss": args.loss if args.channel == "erasure" else 0.0, "snr": args.snr,
@@ -503,7 +476,7 @@ def soak(args) -> dict:
         raise ValueError(f"the clip's rate {rate} Hz has no whole number of samples per frame")
     n_frames = max(1, int(round(args.minutes * 60.0 / frames.FRAME_SECONDS)))
     n_in = n_frames * frame_in
-    n_total = n_in + run_app.PAD_FRAMES * frame_in     # as run_app: the resampler releases the end
+    n_total = n_in + loopback.PAD_FRAMES * frame_in     # as run_app: the resampler releases the end
     expected_frames = n_frames      # at least these come out; the padding adds up to PAD_FRAMES
     out_per_frame = frames.FRAME_SAMPLES * out_rate / frames.SAMPLE_RATE
 
@@ -511,7 +484,7 @@ def soak(args) -> dict:
     source = [blocks.vector_source_f(clip.astype(np.float32).tolist(), True),
               blocks.head(gr.sizeof_float, n_total)]
     sink = count_sink()
-    tb = run_app.loopback_flowgraph(None, rate, o, d_max, out_rate, source=source, sink=sink)
+    tb = loopback.loopback_flowgraph(None, rate, o, d_max, out_rate, source=source, sink=sink)
     probe = Probe(tb)
     load_s = time.perf_counter() - t_load
     sampler = Sampler(tb, probe, args.sample_seconds, args.stall_s)
@@ -554,11 +527,11 @@ def soak(args) -> dict:
     transit_max = [float(r["transit_ms_max"]) for r in rows if r["transit_ms_max"] != ""]
     backlog = [r["backlog_frames"] for r in rows]
     criteria = {
-        "frames": {"pass": (expected_frames <= frames_in <= expected_frames + run_app.PAD_FRAMES
+        "frames": {"pass": (expected_frames <= frames_in <= expected_frames + loopback.PAD_FRAMES
                             and all(c == frames_in for c in frame_counts)
                             and sink.samples == counts["sink_samples_expected"]),
                    "value": f"{counts['rx_decoder']} out / {frames_in} in (audio: {expected_frames}"
-                            f" + up to {run_app.PAD_FRAMES} padding); {sink.samples} samples"},
+                            f" + up to {loopback.PAD_FRAMES} padding); {sink.samples} samples"},
         "order": {"pass": not any(probe.errors.values()) and probe.next_index == frames_in,
                   "value": dict(probe.errors, tokens_checked=probe.checked_tokens,
                                 last_index=probe.next_index - 1)},
@@ -567,7 +540,7 @@ def soak(args) -> dict:
                    "value": growth.get("growth_pct"), "limit_pct": args.max_growth_pct},
         "finished": {"pass": not sampler.stalled, "value": "stalled" if sampler.stalled else "ended"},
     }
-    summary = run_app._summary(o, rate, n_in, tb.tx, tb.channel, tb.rx, load_s, run_s, d_max)
+    summary = run_summary._summary(o, rate, n_in, tb.tx, tb.channel, tb.rx, load_s, run_s, d_max)
     for k in ("input", "output", "output_samples"):
         summary.pop(k, None)
     result = {

@@ -8,8 +8,8 @@ range, bogus names and paths). The same values must also fail the block's YAML `
 (what GRC checks before generating a flowgraph), and the setters GRC callbacks call must refuse
 them too. Construction only: a bad value must raise before any model is loaded.
 """
-import inspect
 import importlib
+import inspect
 import math
 import re
 from pathlib import Path

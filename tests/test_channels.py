@@ -1,8 +1,9 @@
 """Erasure channels: seeded reproducibility, loss statistics, burst length, trace replay, set_p."""
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gnuradio.largesc.core import channels as C
+from gnuradio.largesc.core.link import channels as C
 
 
 def pattern(ch, n):

@@ -1,12 +1,11 @@
 """The gr-largesc command line: info, codec, demo."""
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from gnuradio.largesc import cli
+from gnuradio.largesc.app import cli
 from gnuradio.largesc.core import audio_io, codec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +20,7 @@ def test_info_lists_profiles(capsys):
 
 
 def test_info_says_which_mini_parts_are_here(tmp_path, monkeypatch):
-    from gnuradio.largesc.core import lm
+    from gnuradio.largesc.core.recovery import lm
     assert cli._mini_status(codec.mini_weights_dir()).startswith("available: codec, LM, LoRA")
     monkeypatch.setattr(lm, "MINI_LORA_DIR", tmp_path)           # an install without the adapter
     assert cli._mini_status(codec.mini_weights_dir()).endswith("missing: LoRA")
@@ -43,7 +42,7 @@ def test_demo_runs_the_lossy_loopback_and_writes_wav_of_input_length(tmp_path, c
 def test_demo_default_is_the_trained_mini_profile(tmp_path, capsys):
     """The README's main command runs the trained `mini` codec; without a shipped mini LM the
     `auto` recovery falls back to `repeat` and the report says so."""
-    from gnuradio.largesc.core import lm
+    from gnuradio.largesc.core.recovery import lm
     assert cli.main(["demo", "--out-dir", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["profile"] == "mini" and report["frames_out"] == report["frames"]

@@ -6,7 +6,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gnuradio.largesc.core import codec, frames, profiles
+from gnuradio.largesc.core import codec
+from gnuradio.largesc.core.codec import mimi
+from gnuradio.largesc.core.link import frames
 
 
 def speechlike(seconds=1.0, seed=0):
@@ -123,7 +125,7 @@ def test_same_seed_same_random_model():
 
 def test_kyutai_offline_error_names_the_file(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path))          # empty cache
-    with pytest.raises(codec.ModelFileError, match=profiles.KYUTAI_MIMI_FILE):
+    with pytest.raises(codec.ModelFileError, match=mimi.KYUTAI_MIMI_FILE):
         codec.load_codec("kyutai")
 
 
@@ -141,7 +143,7 @@ def test_local_weights_roundtrip_through_real_loader(tiny, tmp_path):
     weights = tmp_path / "mimi.safetensors"
     save_file({k: v.contiguous() for k, v in tiny.model.state_dict().items()}, str(weights))
     cfg = tmp_path / "mimi_config.json"
-    cfg.write_text(json.dumps(profiles.tiny_mimi_config()))
+    cfg.write_text(json.dumps(mimi.tiny_mimi_config()))
     loaded = codec.load_codec("kyutai", mimi_weights=weights, mimi_config=cfg)
     x = speechlike(0.5, seed=6)
     np.testing.assert_array_equal(loaded.encode(x), tiny.encode(x))
@@ -151,7 +153,7 @@ def test_weights_that_do_not_fit_name_the_file(tmp_path):
     weights = tmp_path / "other.safetensors"
     save_file({"encoder.bogus": torch.zeros(3)}, str(weights))
     with pytest.raises(codec.ModelFileError, match="other.safetensors"):
-        codec.load_codec("kyutai", mimi_weights=weights, mimi_config=profiles.tiny_mimi_config())
+        codec.load_codec("kyutai", mimi_weights=weights, mimi_config=mimi.tiny_mimi_config())
 
 
 def test_latent_activity_per_frame(tiny):
@@ -214,4 +216,4 @@ def test_truncated_weights_file_names_the_file(tiny, tmp_path):
     save_file({k: v.contiguous() for k, v in tiny.model.state_dict().items()}, str(weights))
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     with pytest.raises(codec.ModelFileError, match="mimi.safetensors"):
-        codec.load_codec("kyutai", mimi_weights=weights, mimi_config=profiles.tiny_mimi_config())
+        codec.load_codec("kyutai", mimi_weights=weights, mimi_config=mimi.tiny_mimi_config())

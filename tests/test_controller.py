@@ -2,10 +2,11 @@
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gnuradio.largesc.core import controller as C
-from gnuradio.largesc.core.frames import TOKEN_BPS, tokens_to_bps
+from gnuradio.largesc.core.link import controller as C
+from gnuradio.largesc.core.link.frames import TOKEN_BPS, tokens_to_bps
 
 
 def test_rates_are_exact():

@@ -1,4 +1,4 @@
-"""Evaluation harness (issue 7): loss trace rules, LargeSC core simulation, sharding, and a small
+"""Evaluation harness (docs/eval/README.md): loss trace rules, LargeSC core simulation, sharding, and a small
 end-to-end eval (2 utterances, p in {0, 0.3}, tiny + Opus + Codec 2 1300) with every metric.
 
 The end-to-end tests need the [eval] extra (requirements-eval.txt, installed by
@@ -27,7 +27,8 @@ EVAL_DEPS = ("pesq", "pystoi", "speechmos", "visqol", "faster_whisper", "jiwer",
 # ----------------------------------------------------------------------------- no extra needed
 def test_core_never_imports_eval_deps():
     code = ("import sys, gnuradio.largesc\n"
-            "from gnuradio.largesc.core import codec, controller, packet, reassembly, recovery, channels\n"
+            "from gnuradio.largesc.core import codec, recovery\n"
+            "from gnuradio.largesc.core.link import channels, controller, packet, reassembly\n"
             f"bad = [m for m in {EVAL_DEPS!r} if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=300)

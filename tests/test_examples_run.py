@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from flowgraph_util import compile_grc as grcc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -14,7 +13,8 @@ CLIP = REPO / "python" / "largesc" / "data" / "speech_librivox_16k.wav"
 
 
 def test_sim_erasure_loopback_runs_headless(tmp_path):
-    from gnuradio.largesc.core import audio_io, frames
+    from gnuradio.largesc.core import audio_io
+    from gnuradio.largesc.core.link import frames
     script = grcc(EXAMPLES / "sim_erasure_loopback.grc", tmp_path)
     x, rate = audio_io.read_wav(CLIP)
     wav_in, wav_out = tmp_path / "in.wav", tmp_path / "out.wav"

@@ -1,4 +1,4 @@
-"""Fault injection (issue 8, item 2) where the other test files do not already cover it.
+"""Fault injection (docs/reliability.md) where the other test files do not already cover it.
 
 Covered elsewhere: the recovery model raises / misses its deadline (tests/test_recovery_moshi.py,
 python/largesc/qa_token_recovery.py); a sender restart with a new epoch, a same-epoch restart
@@ -14,10 +14,10 @@ import pmt
 import pytest
 from gnuradio import blocks, gr
 
-from gnuradio.largesc.core import frames
-from gnuradio.largesc.core.controller import LossRateInput
-from gnuradio.largesc.core.packet import Packetizer
-from gnuradio.largesc.core.reassembly import Reassembler
+from gnuradio.largesc.core.link import frames
+from gnuradio.largesc.core.link.controller import LossRateInput
+from gnuradio.largesc.core.link.packet import Packetizer
+from gnuradio.largesc.core.link.reassembly import Reassembler
 
 RESYNC_BOUND = 2          # docs/packet-format.md: a new stream is followed within 2 received packets
 
@@ -93,7 +93,7 @@ def test_old_epoch_stragglers_after_a_restart():
 
 def test_depacketizer_block_survives_a_garbage_burst():
     from gnuradio.largesc.depacketizer import depacketizer
-    from gnuradio.largesc.packet_pdu import make_pdu
+    from gnuradio.largesc.gr_support.pdu import make_pdu
     dp = depacketizer(d=1, d_max=1)
     rng = random.Random(11)
     for _ in range(500):

@@ -77,7 +77,8 @@ def test_example_compiles_with_grcc(grc, tmp_path):
 
 
 def test_mimi_loopback_example_runs_headless(tmp_path):
-    from gnuradio.largesc.core import audio_io, frames
+    from gnuradio.largesc.core import audio_io
+    from gnuradio.largesc.core.link import frames
     out = tmp_path / "gen"
     out.mkdir()
     r = subprocess.run(["grcc", "-o", str(out), str(REPO / "examples" / "mimi_loopback.grc")],

@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 import pmt
 import pytest
+from flowgraph_util import run  # noqa: E402
 from gnuradio import blocks, gr
 
-from gnuradio.largesc.core import frames
-from gnuradio.largesc.packet_pdu import DONE, FEEDBACK, PDUS, STATS, SYSTEM, make_pdu
+from gnuradio.largesc.core.link import frames
+from gnuradio.largesc.gr_support.pdu import DONE, FEEDBACK, PDUS, STATS, SYSTEM, make_pdu
 from gnuradio.largesc.stats_to_stream import MAX_PENDING, QT_BATCH_VALUES, stats_to_stream
-
-from flowgraph_util import run  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

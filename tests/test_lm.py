@@ -6,10 +6,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gnuradio.largesc.core import lm as L
-from gnuradio.largesc.core.codec import ModelFileError
-from gnuradio.largesc.core.moshi_recovery import MoshiRecovery
 from gnuradio.largesc.core import recovery as R
+from gnuradio.largesc.core.codec import ModelFileError
+from gnuradio.largesc.core.recovery import lm as L
+from gnuradio.largesc.core.recovery.moshi import MoshiRecovery
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_full_size_refuses_cpu_unless_forced():
     L.check_realtime("kyutai", "cpu", force=True)
     L.check_realtime("tiny", "cpu")
     with pytest.raises(RuntimeError, match="refusing"):
-        R.build_recovery("moshi", profile="kyutai", device="cpu")
+        R.build("moshi", profile="kyutai", device="cpu")
 
 
 def test_meta_materialisation_in_bf16(codes):

@@ -1,4 +1,4 @@
-"""Loading safety (issue 8, item 3), beyond tests/test_codec.py and tests/test_lm.py.
+"""Loading safety (docs/reliability.md), beyond tests/test_codec.py and tests/test_lm.py.
 
 Weights, configs and adapters load from safetensors (and JSON) only: nothing may reach
 torch.load / pickle, which moshi's loaders fall back to for other suffixes. A corrupted,
@@ -16,9 +16,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gnuradio.largesc.core import codec, profiles
-from gnuradio.largesc.core import lm as L
-from gnuradio.largesc.core.codec import ModelFileError
+from gnuradio.largesc.core import codec
+from gnuradio.largesc.core.codec import ModelFileError, mimi
+from gnuradio.largesc.core.recovery import lm as L
 
 UNSAFE_SUFFIXES = ("weights.pt", "weights.pth", "weights.bin", "weights.ckpt", "weights.pkl",
                    "weights", "weights.SAFETENSORS", "weights.safetensors.pt")
@@ -53,7 +53,7 @@ def evil_pickle(tmp_path, name):
 def test_mimi_weights_other_than_safetensors_never_reach_torch_load(tmp_path, name, no_torch_load):
     path, marker = evil_pickle(tmp_path, name)
     with pytest.raises(ModelFileError, match=path.name):
-        codec.load_codec("kyutai", mimi_weights=path, mimi_config=profiles.tiny_mimi_config())
+        codec.load_codec("kyutai", mimi_weights=path, mimi_config=mimi.tiny_mimi_config())
     assert not marker.exists()
 
 
@@ -71,7 +71,7 @@ def test_pickle_named_safetensors_is_not_unpickled(tmp_path, no_torch_load):
     """A pickle renamed to .safetensors is parsed as safetensors (and fails), never unpickled."""
     lm_cfg = tmp_path / "lm_config.json"
     lm_cfg.write_text(json.dumps(L.tiny_lm_kwargs()))
-    for loader in (lambda p: codec.load_codec("kyutai", mimi_weights=p, mimi_config=profiles.tiny_mimi_config()),
+    for loader in (lambda p: codec.load_codec("kyutai", mimi_weights=p, mimi_config=mimi.tiny_mimi_config()),
                    lambda p: L.load_lm("kyutai", weights=p, config=lm_cfg),
                    lambda p: L.read_adapter(p)):
         path, marker = evil_pickle(tmp_path, "lora.safetensors")
@@ -133,7 +133,7 @@ def test_corrupt_or_mismatched_lm_config_names_the_file(tmp_path, text, match):
 
 
 def test_mini_codec_folder_problems_name_the_folder(tmp_path):
-    from gnuradio.largesc.core import mini_codec as M
+    from gnuradio.largesc.core.codec import mini as M
     with pytest.raises(ModelFileError, match="config.json"):            # missing files
         codec.load_codec("mini", mimi_weights=tmp_path)
     cfg = M.MiniConfig(conv_dim=16, d_model=32, num_heads=2, enc_layers=1, dec_layers=1)

@@ -1,4 +1,4 @@
-"""Tests of the `mini` codec (issue 9): interface, prefixes, streaming vs offline, shipped weights."""
+"""Tests of the `mini` codec (docs/models/mini.md): interface, prefixes, streaming vs offline, shipped weights."""
 import json
 import os
 from pathlib import Path
@@ -12,9 +12,8 @@ pytest.importorskip("moshi")
 pytest.importorskip("pyworld", reason="pyworld (LARGESC_EXTRAS=mini) is needed by the mini codec")
 pytest.importorskip("pysptk", reason="pysptk (LARGESC_EXTRAS=mini) is needed by the mini codec")
 
-from gnuradio.largesc.core import world_features as W  # noqa: E402
-from gnuradio.largesc.core.mini_codec import (MiniCodec, MiniCodecModel, MiniConfig,  # noqa: E402
-                                              load_mini_codec, save_mini_codec)
+from gnuradio.largesc.core.codec import world_features as W  # noqa: E402
+from gnuradio.largesc.core.codec.mini import MiniCodecModel, MiniConfig, load_mini_codec, save_mini_codec
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "python" / "largesc" / "models" / "mini" / "codec"
@@ -149,8 +148,9 @@ def test_shipped_mini_stoi_floor():
     except ImportError:
         pytest.skip("pystoi not installed (requirements-train.txt): STOI floor not checked")
     floor = json.loads(FLOOR_FILE.read_text())
-    from gnuradio.largesc.core.corpus import load_audio_24k
     import pysptk
+
+    from gnuradio.largesc.training.corpus import load_audio_24k
     # CMU ARCTIC a0007 (speaker clb, never heard in training) ships inside the pysptk wheel
     clip = Path(pysptk.__file__).parent / floor["clip_in_pysptk"]
     x = load_audio_24k(clip)
@@ -174,6 +174,7 @@ def test_per_frame_prefix_decode(codec):
 def test_mini_in_a_flowgraph_keeps_one_frame_per_frame():
     """Mini's streaming look-ahead (2 frames) is absorbed by the blocks: n frames in, n out."""
     from gnuradio import blocks, gr
+
     from gnuradio.largesc import mimi_decoder, mimi_encoder
     x = speechlike(1.0, seed=4)[: 12 * 1920]
     tb = gr.top_block()

@@ -4,10 +4,11 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gnuradio.largesc.core import packet as P
-from gnuradio.largesc.core.frames import BITS_PER_TOKEN
+from gnuradio.largesc.core.link import packet as P
+from gnuradio.largesc.core.link.frames import BITS_PER_TOKEN
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "packet-format.md"
 tok = st.integers(0, 2047)

@@ -10,12 +10,16 @@ import pytest
 from flowgraph_util import compile_grc
 from gnuradio import blocks, gr
 
-from gnuradio.largesc import pdu_file, run_app
-from gnuradio.largesc.core import audio_io, frames
-from gnuradio.largesc.packet_pdu import DONE, PDUS, SYSTEM, eos_pdu, make_pdu
-from gnuradio.largesc.packet_phy import (EOS_SIM, packet_phy_deframer, packet_phy_rx, packet_phy_tx,
-                                         measure_loss, noise_voltage,
-                                         overhead)
+from gnuradio.largesc.app import loopback, run_summary
+from gnuradio.largesc.app.phy_loss import measure_loss
+from gnuradio.largesc.core import audio_io
+from gnuradio.largesc.core.link import frames
+from gnuradio.largesc.gr_support import pdu_file
+from gnuradio.largesc.gr_support.pdu import DONE, PDUS, SYSTEM, eos_pdu, make_pdu
+from gnuradio.largesc.gr_support.phy_framing import EOS_SIM, noise_voltage, overhead
+from gnuradio.largesc.packet_phy_deframer import packet_phy_deframer
+from gnuradio.largesc.packet_phy_rx import packet_phy_rx
+from gnuradio.largesc.packet_phy_tx import packet_phy_tx
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "python" / "largesc" / "data" / "speech_librivox_16k.wav"
@@ -65,7 +69,7 @@ def test_very_low_snr_loses_everything_and_the_eos_mark_still_arrives():
 
 def test_low_snr_run_loses_many_and_rx_emits_every_frame(short_wav, tmp_path):
     out = tmp_path / "low.wav"
-    s = run_app.run({"input": str(short_wav), "output": str(out), "profile": "tiny", "quiet": True,
+    s = loopback.run({"input": str(short_wav), "output": str(out), "profile": "tiny", "quiet": True,
                      "batch": True, "recovery": "repeat", "channel": "phy", "snr": 12.0,
                      "taps": "1,0.3,0.1", "freq_offset": 0.001, "seed": 3})
     assert s["channel"] == "phy" and s["channel_loss"] > 0.3, s
@@ -81,10 +85,10 @@ def test_low_snr_run_loses_many_and_rx_emits_every_frame(short_wav, tmp_path):
 
 
 def test_high_snr_run_loses_nothing(short_wav, tmp_path):
-    s = run_app.run({"input": str(short_wav), "output": str(tmp_path / "hi.wav"), "profile": "tiny",
+    s = loopback.run({"input": str(short_wav), "output": str(tmp_path / "hi.wav"), "profile": "tiny",
                      "quiet": True, "batch": True, "recovery": "zero", "channel": "phy", "snr": 25.0})
     assert s["packets_dropped"] == 0 and s["frames_lost"] == 0 and s["eos"] == "in band"
-    text = run_app.format_summary(s)
+    text = run_summary.format_summary(s)
     assert "on-air rate with PHY overhead" in text and "GMSK packet PHY" in text
 
 
@@ -186,7 +190,7 @@ def _tag(offset, key, value):
 def test_each_packet_gets_its_rx_time_from_the_stream_time_tag(rate_from, tmp_path):
     """UHD tags rx_time once per stream: each packet's rx_time = that + samples to its access code,
     also with long noise gaps between bursts (where the clock recovery slips symbols)."""
-    from gnuradio.largesc.pdu_file import rx_time_of
+    from gnuradio.largesc.gr_support.pdu_file import rx_time_of
     rng = np.random.default_rng(7)
     payloads = [bytes(rng.integers(0, 256, 19, dtype=np.uint8)) for _ in range(8)]
     y, starts, _ = _bursts(payloads)
@@ -217,7 +221,7 @@ def test_each_packet_gets_its_rx_time_from_the_stream_time_tag(rate_from, tmp_pa
 
 
 def test_without_a_stream_time_packets_carry_no_rx_time_and_bad_time_tags_are_counted():
-    from gnuradio.largesc.pdu_file import rx_time_of
+    from gnuradio.largesc.gr_support.pdu_file import rx_time_of
     y, _, _ = _bursts([b"x" * 19] * 3)
     msgs, stats = _receive(y, [_tag(0, "rx_time", pmt.intern("not a time")),
                                _tag(0, "rx_rate", pmt.from_double(-5.0))])
@@ -234,7 +238,7 @@ def test_without_a_stream_time_packets_carry_no_rx_time_and_bad_time_tags_are_co
 ], ids=["forged", "forged-rate-0", "u64-max", "tiny-rate", "time-zero"])
 def test_hostile_or_edge_time_tags_never_hang_or_cost_a_packet(tags):
     """Every packet still comes through; its rx_time is valid or absent."""
-    from gnuradio.largesc.pdu_file import rx_time_of
+    from gnuradio.largesc.gr_support.pdu_file import rx_time_of
     y, _, _ = _bursts([b"y" * 19] * 3)
     msgs, _ = _receive(y, [_tag(0, k, v) for k, v in tags])
     assert len(msgs) == 4
@@ -244,7 +248,7 @@ def test_hostile_or_edge_time_tags_never_hang_or_cost_a_packet(tags):
 
 
 def test_burst_times_drop_stale_entries():
-    from gnuradio.largesc._burst_time import BurstTimes
+    from gnuradio.largesc.gr_support.burst_time import BurstTimes
     bt = BurstTimes(capacity=8, max_age=3)
     bt.put(b"sync", (1, 0.0))                      # filed, never claimed (its packet failed)
     for i in range(4):

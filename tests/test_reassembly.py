@@ -2,12 +2,12 @@
 import random
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gnuradio.largesc.core import packet as P
-from gnuradio.largesc.core.frames import (STATE_COPY, STATE_LOST, STATE_NOT_SENT,
-                                          STATE_ORIGINAL)
-from gnuradio.largesc.core.reassembly import Reassembler, frames_to_arrays
+from gnuradio.largesc.core.link import packet as P
+from gnuradio.largesc.core.link.frames import STATE_COPY, STATE_LOST, STATE_NOT_SENT, STATE_ORIGINAL
+from gnuradio.largesc.core.link.reassembly import Reassembler, frames_to_arrays
 
 
 def make_stream(n_frames, d, rng, seq0=0, epoch=0):
@@ -152,7 +152,7 @@ def test_flush_emits_trailing_lost_frames_and_arrays():
 
 
 def test_flush_is_bounded_for_absurd_until():
-    from gnuradio.largesc.core.reassembly import MAX_FLUSH
+    from gnuradio.largesc.core.link.reassembly import MAX_FLUSH
     ra = Reassembler()
     assert len(ra.flush(until=10**15)) == MAX_FLUSH
 

@@ -1,4 +1,4 @@
-"""Record and replay (issue 6): PDU Recorder -> file (docs/recording.md) -> PDU Replayer.
+"""Record and replay (docs/recording.md): PDU Recorder -> file (docs/recording.md) -> PDU Replayer.
 
 A live loopback (TX -> erasure channel -> RX, with the recorder on the channel's output) and a
 replay of its recording into a second RX give the same audio, bit for bit, when both receivers
@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 import pmt
 import pytest
+from flowgraph_util import run  # noqa: E402
 from gnuradio import blocks, gr, pdu
 
-from gnuradio.largesc import pdu_file as F
-from gnuradio.largesc.core import audio_io, frames
-from gnuradio.largesc.packet_pdu import DONE, PDUS, SYSTEM, eos_pdu, make_pdu
+from gnuradio.largesc.core import audio_io
+from gnuradio.largesc.core.link import frames
+from gnuradio.largesc.gr_support import pdu_file as F
+from gnuradio.largesc.gr_support.pdu import DONE, PDUS, SYSTEM, eos_pdu, make_pdu
 from gnuradio.largesc.pdu_recorder import pdu_recorder
 from gnuradio.largesc.pdu_replayer import pdu_replayer
-
-from flowgraph_util import run  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 5

@@ -1,9 +1,11 @@
 """Recovery interface and the baselines (zero, repeat, prefix): rules every strategy keeps."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gnuradio.largesc.core import frames, recovery as R
+from gnuradio.largesc.core import recovery as R
+from gnuradio.largesc.core.link import frames
 
 KNOWN = frames.KNOWN_STATES
 O, C, L, N = frames.STATE_ORIGINAL, frames.STATE_COPY, frames.STATE_LOST, frames.STATE_NOT_SENT
@@ -18,7 +20,7 @@ streams = st.integers(1, 12).flatmap(lambda f: st.tuples(
 @given(streams, st.sampled_from(["zero", "repeat", "prefix"]), st.booleans())
 def test_baseline_rules(stream, strategy, fill_not_sent):
     tokens, states = (np.array(x).T for x in stream)
-    rec = R.make_recovery(strategy, fill_not_sent=fill_not_sent)
+    rec = R.build(strategy, fill_not_sent=fill_not_sent)
     out_t, out_s = R.recover(rec, tokens, states)
     known = np.isin(states, KNOWN)
     assert out_t.shape == tokens.shape
@@ -87,11 +89,11 @@ def test_bad_input_is_counted_and_treated_as_lost():
         rec.push(np.zeros(7), np.zeros(7))
 
 
-def test_unknown_strategy_and_moshi_without_lm():
+def test_unknown_strategy_and_moshi_with_unknown_lm_profile():
     with pytest.raises(ValueError, match="unknown recovery strategy"):
-        R.make_recovery("magic")
-    with pytest.raises(ValueError, match="needs an LM"):
-        R.make_recovery("moshi")
+        R.build("magic")
+    with pytest.raises(ValueError, match="unknown LM profile"):
+        R.build("moshi", profile="nope")
 
 
 def test_token_accuracy():

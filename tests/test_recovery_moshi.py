@@ -3,9 +3,12 @@ import numpy as np
 import pytest
 import torch
 
-from gnuradio.largesc.core import frames, lm as L, recovery as R, token_data as D
-from gnuradio.largesc.core.moshi_recovery import MoshiRecovery
-from gnuradio.largesc.core.train_lora import recovery_forward
+from gnuradio.largesc.core import recovery as R
+from gnuradio.largesc.core.link import frames
+from gnuradio.largesc.core.recovery import lm as L
+from gnuradio.largesc.core.recovery.moshi import MoshiRecovery
+from gnuradio.largesc.training import token_data as D
+from gnuradio.largesc.training.train_lora import recovery_forward
 
 O, L_, N = frames.STATE_ORIGINAL, frames.STATE_LOST, frames.STATE_NOT_SENT
 G, FB = frames.STATE_GENERATED, frames.STATE_FALLBACK

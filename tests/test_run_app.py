@@ -1,14 +1,13 @@
 """`gr-largesc run` (run_app): whole loopback on a short wav, headless, tiny profile."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gnuradio.largesc import run_app
+from gnuradio.largesc.app import loopback, run_app, run_options
 from gnuradio.largesc.core import audio_io
 
-CLIP = Path(run_app.__file__).resolve().parent / "data" / "speech_librivox_16k.wav"
+CLIP = run_options.BUNDLED_CLIP
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,7 @@ def opts(wav, out, **kw):
 
 
 def test_lossless_run_loses_nothing_and_keeps_the_length(short_wav, tmp_path):
-    s = run_app.run(opts(short_wav, tmp_path / "a.wav", loss=0.0, recovery="zero"))
+    s = loopback.run(opts(short_wav, tmp_path / "a.wav", loss=0.0, recovery="zero"))
     y, rate = audio_io.read_wav(tmp_path / "a.wav")
     x, rate_in = audio_io.read_wav(short_wav)
     assert (rate, len(y)) == (rate_in, len(x))
@@ -50,7 +49,7 @@ def test_lossless_run_loses_nothing_and_keeps_the_length(short_wav, tmp_path):
 
 
 def test_lossy_run_loses_about_p(short_wav, tmp_path):
-    s = run_app.run(opts(short_wav, tmp_path / "b.wav", loss=0.3, recovery="repeat", seed=4))
+    s = loopback.run(opts(short_wav, tmp_path / "b.wav", loss=0.3, recovery="repeat", seed=4))
     n = s["frames_out"]
     # 40 frames, Bernoulli(0.3): 3 sigma = 0.22; copies can only lower the frame loss
     assert abs(s["channel_loss"] - 0.3) < 0.22
@@ -62,9 +61,9 @@ def test_lossy_run_loses_about_p(short_wav, tmp_path):
 
 def test_same_seed_same_bytes(tiny_wav, tmp_path):
     a, b, c = (tmp_path / f"{k}.wav" for k in "abc")
-    run_app.run(opts(tiny_wav, a, loss=0.3, recovery="moshi", seed=7, batch=False))
-    run_app.run(opts(tiny_wav, b, loss=0.3, recovery="moshi", seed=7, batch=False))
-    run_app.run(opts(tiny_wav, c, loss=0.3, recovery="moshi", seed=8, batch=False))
+    loopback.run(opts(tiny_wav, a, loss=0.3, recovery="moshi", seed=7, batch=False))
+    loopback.run(opts(tiny_wav, b, loss=0.3, recovery="moshi", seed=7, batch=False))
+    loopback.run(opts(tiny_wav, c, loss=0.3, recovery="moshi", seed=8, batch=False))
     assert a.read_bytes() == b.read_bytes()
     assert a.read_bytes() != c.read_bytes()
 
@@ -91,11 +90,11 @@ def test_table_output_and_errors(short_wav, tmp_path, capsys):
     assert run_app.main(["--in", str(tmp_path / "missing.wav"), "--quiet"]) == 2
     assert run_app.main(["--in", str(short_wav), "--loss-model", "trace", "--quiet"]) == 2
     with pytest.raises(ValueError):
-        run_app.run({"bogus": 1})
+        loopback.run({"bogus": 1})
 
 
 def test_output_at_mimi_rate(short_wav, tmp_path):
-    s = run_app.run(opts(short_wav, tmp_path / "g.wav", recovery="zero", out_rate=24000))
+    s = loopback.run(opts(short_wav, tmp_path / "g.wav", recovery="zero", out_rate=24000))
     y, rate = audio_io.read_wav(tmp_path / "g.wav")
     x, rate_in = audio_io.read_wav(short_wav)
     assert (rate, len(y)) == (24000, len(x) * 24000 // rate_in)
@@ -105,7 +104,7 @@ def test_output_at_mimi_rate(short_wav, tmp_path):
 def test_trace_model(short_wav, tmp_path):
     trace = tmp_path / "trace.txt"
     trace.write_text("0\n0\n1\n" * 20)
-    s = run_app.run(opts(short_wav, tmp_path / "f.wav", loss_model="trace", trace=str(trace),
+    s = loopback.run(opts(short_wav, tmp_path / "f.wav", loss_model="trace", trace=str(trace),
                          recovery="zero"))
     assert s["packets_dropped"] == s["packets"] // 3
     y, _ = audio_io.read_wav(tmp_path / "f.wav")

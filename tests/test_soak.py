@@ -1,4 +1,4 @@
-"""scripts/soak.py (issue 8, soak): a 2-minute soak of the simulated loopback in CI, and the
+"""scripts/soak.py (docs/reliability.md): a 2-minute soak of the simulated loopback in CI, and the
 checks that decide it (they must be able to fail). The 10-minute and 1-hour runs and their
 figures are in docs/reliability.md."""
 import importlib.util
@@ -74,9 +74,10 @@ def test_merge_rows_keeps_maxima_and_the_last_cumulative_values(soak):
 
 
 def test_probe_catches_order_and_content_errors(soak):
-    from gnuradio.largesc.core.frames import STATE_LOST, STATE_ORIGINAL
-    from gnuradio.largesc.core.reassembly import Frame
     import numpy as np
+
+    from gnuradio.largesc.core.link.frames import STATE_LOST, STATE_ORIGINAL
+    from gnuradio.largesc.core.link.reassembly import Frame
     p = object.__new__(soak.Probe)              # the bookkeeping only, without a flowgraph
     p.lock, p.sent, p.emitted = threading.Lock(), {}, {}
     p.pushed = p.reassembled = p.decoded = p.next_index = p.checked_tokens = 0
@@ -105,19 +106,20 @@ def test_repeated_runs_give_their_shared_memory_back(tmp_path):
     """Regression (found by the long fuzz run, which died with "shmget: No space left on
     device" after ~400 flowgraphs): GNU Radio 3.10 never frees a hier block with internal
     message connections to its own ports (issue #7706), nor the buffers (SysV shared memory,
-    4096 segments per machine) of its flowgraph. run_app.run() releases its hier blocks; a
+    4096 segments per machine) of its flowgraph. loopback.run() releases its hier blocks; a
     loopback run then leaves 16 maps behind instead of 48 (the rest GNU Radio keeps itself)."""
     import gc
-    from gnuradio.largesc import run_app
+
+    from gnuradio.largesc.app import loopback, run_options
     from gnuradio.largesc.core import audio_io
     if not Path("/proc/self/maps").exists():
         pytest.skip("needs /proc/self/maps")
-    x, rate = audio_io.read_wav(run_app.BUNDLED_CLIP)
+    x, rate = audio_io.read_wav(run_options.BUNDLED_CLIP)
     wav = tmp_path / "one_second.wav"
     audio_io.write_wav(wav, x[:rate], rate)
     counts = []
     for _ in range(3):
-        run_app.run({"input": str(wav), "output": str(tmp_path / "o.wav"), "profile": "tiny",
+        loopback.run({"input": str(wav), "output": str(tmp_path / "o.wav"), "profile": "tiny",
                      "recovery": "zero", "quiet": True, "batch": True})
         gc.collect()
         counts.append(_sysv_maps())

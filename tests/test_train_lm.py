@@ -1,4 +1,4 @@
-"""train-lm (issue 9): the mini LM trains, checkpoints, resumes, exports, and loads as profile-style
+"""train-lm (docs/models/mini.md): the mini LM trains, checkpoints, resumes, exports, and loads as profile-style
 weights that moshi recovery streams with (n_q = dep_q = 8, no user stream)."""
 import json
 import os
@@ -10,9 +10,11 @@ os.environ.setdefault("NO_TORCH_COMPILE", "1")
 torch = pytest.importorskip("torch")
 pytest.importorskip("moshi")
 
-from gnuradio.largesc.core import frames, lm as lm_mod, train_lm  # noqa: E402
-from gnuradio.largesc.core.moshi_recovery import MoshiRecovery  # noqa: E402
+from gnuradio.largesc.core.link import frames  # noqa: E402
+from gnuradio.largesc.core.recovery import lm as lm_mod
 from gnuradio.largesc.core.recovery import recover  # noqa: E402
+from gnuradio.largesc.core.recovery.moshi import MoshiRecovery  # noqa: E402
+from gnuradio.largesc.training import train_lm
 
 SMALL = ["--dim", "32", "--layers", "1", "--dep-dim", "32", "--frames", "12", "--batch", "2",
          "--warmup", "2", "--valid-every", "3"]
@@ -67,7 +69,7 @@ def test_missing_mini_lm_weights_are_named(tmp_path, monkeypatch):
 def test_shipped_mini_lm_predicts_codebook_0_of_unseen_speech():
     """The shipped LM (base and with its LoRA) on the bundled clip, which no training saw:
     codebook 0 well below the uniform 7.62 nats (measured 6.16 / 6.14), random tokens above it."""
-    from gnuradio.largesc.cli import BUNDLED_CLIP
+    from gnuradio.largesc.app.cli import BUNDLED_CLIP
     from gnuradio.largesc.core import audio_io, codec
     x, rate = audio_io.read_wav(BUNDLED_CLIP)
     codes = codec.load_codec("mini").encode(audio_io.to_codec_rate(x, rate))

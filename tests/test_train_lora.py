@@ -5,8 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from gnuradio.largesc.core import frames, lm as L, recovery as R, token_data as D, train_lora as T
-from gnuradio.largesc.core.moshi_recovery import MoshiRecovery
+from gnuradio.largesc.core import recovery as R
+from gnuradio.largesc.core.link import frames
+from gnuradio.largesc.core.recovery import lm as L
+from gnuradio.largesc.core.recovery.moshi import MoshiRecovery
+from gnuradio.largesc.training import token_data as D
+from gnuradio.largesc.training import train_lora as T
 
 O, C, LOST, N = frames.STATE_ORIGINAL, frames.STATE_COPY, frames.STATE_LOST, frames.STATE_NOT_SENT
 
@@ -74,7 +78,7 @@ def test_only_lora_parameters_learn():
 
 
 def test_resume_from_checkpoint(tmp_path):
-    common = ["--out", str(tmp_path), "--batch", "2", "--frames", "12", "--eval-batches", "1",
+    common = ["--profile", "tiny", "--out", str(tmp_path), "--batch", "2", "--frames", "12", "--eval-batches", "1",
               "--no-progress", "--save-every", "2"]
     assert T.main(common + ["--steps", "4"]) == 0
     assert (tmp_path / "checkpoint_000004" / "optimizer.safetensors").is_file()
@@ -92,7 +96,7 @@ def _accuracy(lm, seeds, strategy, **kw):
         clean = src.sample(100, rng)
         states = D.erasure_states(100, 0.3, rng)
         unknown = ~np.isin(states, frames.KNOWN_STATES)
-        rec = MoshiRecovery(lm, **kw) if strategy == "moshi" else R.make_recovery(strategy)
+        rec = MoshiRecovery(lm, **kw) if strategy == "moshi" else R.build(strategy)
         out, _ = R.recover(rec, np.where(unknown, 0, clean), states)
         accs.append(R.token_accuracy(clean, out, unknown))
     return float(np.mean(accs))
@@ -100,7 +104,7 @@ def _accuracy(lm, seeds, strategy, **kw):
 
 def _learns_and_beats_repeat(tmp_path, steps, batch, num_frames, min_margin):
     torch.set_num_threads(1)
-    T.main(["--out", str(tmp_path), "--steps", str(steps), "--batch", str(batch), "--frames", str(num_frames),
+    T.main(["--profile", "tiny", "--out", str(tmp_path), "--steps", str(steps), "--batch", str(batch), "--frames", str(num_frames),
             "--eval-batches", "2", "--eval-every", "0", "--no-progress"])
     summary = json.loads((tmp_path / "train_summary.json").read_text())
     print(f"\nheld-out loss {summary['heldout_loss_start']:.3f} -> {summary['heldout_loss_end']:.3f}")
@@ -147,7 +151,7 @@ def test_audio_folder_and_manifest_are_encoded_and_cached(tmp_path):
         for i in range(3)))
     assert D.audio_files(tmp_path / "m.jsonl") == sorted(audio.glob("*.wav"))[:2]
     out = tmp_path / "out"
-    T.main(["--data", str(tmp_path / "m.jsonl"), "--codec-profile", "tiny", "--out", str(out), "--steps", "2",
+    T.main(["--profile", "tiny", "--data", str(tmp_path / "m.jsonl"), "--codec-profile", "tiny", "--out", str(out), "--steps", "2",
             "--batch", "2", "--frames", "12", "--eval-batches", "1", "--no-progress"])
     cached = sorted((out / "tokens").glob("*.npy"))
     assert len(cached) == 2
@@ -155,7 +159,7 @@ def test_audio_folder_and_manifest_are_encoded_and_cached(tmp_path):
     assert codes.shape == (8, 19) and codes.dtype == np.int16 and (codes >= 0).all()
     assert (out / "moshi" / "lora.safetensors").is_file()
     mtime = cached[0].stat().st_mtime_ns                 # cached files are not encoded again
-    T.main(["--data", str(tmp_path / "m.jsonl"), "--codec-profile", "tiny", "--out", str(out), "--steps", "1",
+    T.main(["--profile", "tiny", "--data", str(tmp_path / "m.jsonl"), "--codec-profile", "tiny", "--out", str(out), "--steps", "1",
             "--batch", "2", "--frames", "12", "--eval-batches", "1", "--no-progress"])
     assert cached[0].stat().st_mtime_ns == mtime
     with pytest.raises(FileNotFoundError, match="nowhere"):

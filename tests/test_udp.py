@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from flowgraph_util import compile_grc
-from gnuradio.largesc.core import audio_io, frames
+
+from gnuradio.largesc.core import audio_io
+from gnuradio.largesc.core.link import frames
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "python" / "largesc" / "data" / "speech_librivox_16k.wav"

@@ -9,7 +9,7 @@ blocks. The block drives a core ``AdaptiveController`` (decisions) and a core ``
 Inputs: stream 0 = int32 vector of 8 tokens per 80 ms frame, stream 1 = float32 latent
 activity (dB) of the frame. Messages in: ``feedback`` (dict with ``loss_rate``, e.g. from the
 depacketizer; a report expires after ``feedback_timeout`` frames without a new one, see
-core.controller.LossRateInput), ``ctrl`` (dict of bandwidth_bps / loss_rate / dtx). Messages out: ``pdus``
+core.link.controller.LossRateInput), ``ctrl`` (dict of bandwidth_bps / loss_rate / dtx). Messages out: ``pdus``
 (one PDU per packet; metadata ``seq``, ``epoch``, ``frame``, ``n_send``, ``n_repeat``,
 ``importance``, ``payload_bits``, ``overhead_bits`` = header + CRC + pad; an end-of-stream
 mark ``eos`` when the flowgraph stops), ``stats``.
@@ -21,14 +21,13 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from . import _params as P
-from .core.controller import (DEFAULT_FEEDBACK_TIMEOUT, MAX_TOKENS, MIN_TOKENS, AdaptiveController,
-                              LossRateInput)
-from .core.frames import CODEBOOK_SIZE, FRAME_RATE, NUM_CODEBOOKS, TOKEN_BPS
-from .core.packet import EPOCH_MOD, MAX_FPP, SEQ_MOD, Packetizer, bit_budget
-from ._blockutil import RateLimitedLog, stats_to_pmt
-from .packet_pdu import CTRL, FEEDBACK, PDUS, STATS, eos_pdu, make_pdu
-
+from .core.link.controller import DEFAULT_FEEDBACK_TIMEOUT, MAX_TOKENS, MIN_TOKENS, AdaptiveController, LossRateInput
+from .core.link.frames import CODEBOOK_SIZE, FRAME_RATE, NUM_CODEBOOKS, TOKEN_BPS
+from .core.link.packet import EPOCH_MOD, MAX_FPP, SEQ_MOD, Packetizer, bit_budget
+from .gr_support import params as P
+from .gr_support.pdu import CTRL, FEEDBACK, PDUS, STATS, eos_pdu, make_pdu
+from .gr_support.stage_timing import StageObservers
+from .gr_support.stats import RateLimitedLog, stats_to_pmt
 
 NAME = "adaptive_controller"
 MIN_BPS = MIN_TOKENS * TOKEN_BPS            # 550 bps: 4 tokens per frame
@@ -83,6 +82,7 @@ class adaptive_controller(gr.sync_block):
         gr.sync_block.__init__(self, name="largesc_adaptive_controller",
                                in_sig=[(np.int32, NUM_CODEBOOKS), np.float32], out_sig=None)
         self._lock = threading.Lock()
+        self.stage_observers = StageObservers()   # "controller": allocation + packetizer, per frame
         self.ctl = AdaptiveController(bandwidth_bps, window=window, d=d, dtx=dtx,
                                       dtx_tokens=dtx_tokens)
         if epoch < 0:
@@ -192,17 +192,23 @@ class adaptive_controller(gr.sync_block):
                     self.counters["bad_tokens"] += 1
                     self._log.warn("tokens", "token out of [0, 2048) from the encoder; clipped")
                     row = np.clip(row, 0, CODEBOOK_SIZE - 1)
-                a = self.ctl.step(float(act[i]), self.loss.tick())
                 frame = self.pkt.frame_index
-                if self._group_meta is None:
-                    self._group_meta = {"seq": frame % SEQ_MOD, "frame": frame, "allocs": []}
-                self._group_meta["allocs"].append((a.n_send, a.n_repeat, a.importance))
-                data = self.pkt.push(row.tolist(), a.n_send, a.n_repeat)
+                data = self.stage_observers.timed("controller", self._allocate_and_pack, row, float(act[i]),
+                                                  frame_index=frame, tokens=row)
                 if data is not None:
                     self._publish(data)
                 if self.ctl.counters["frames"] % self.stats_interval == 0:
                     self.message_port_pub(STATS, stats_to_pmt(self.get_stats()))
         return n_items
+
+    def _allocate_and_pack(self, row, activity):
+        """One frame: the controller's allocation, then the packetizer (bytes of a finished packet or None)."""
+        a = self.ctl.step(activity, self.loss.tick())
+        frame = self.pkt.frame_index
+        if self._group_meta is None:
+            self._group_meta = {"seq": frame % SEQ_MOD, "frame": frame, "allocs": []}
+        self._group_meta["allocs"].append((a.n_send, a.n_repeat, a.importance))
+        return self.pkt.push(row.tolist(), a.n_send, a.n_repeat)
 
     def _publish(self, data):
         g, self._group_meta = self._group_meta, None

@@ -32,13 +32,13 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from .core.feedback import LossEstimator
-from .core.frames import FRAME_SECONDS, NUM_CODEBOOKS
-from .core.reassembly import Reassembler
-from . import _params as P
-from ._blockutil import RateLimitedLog, stats_to_pmt, publish_final_stats
-from .packet_pdu import (DONE, FEEDBACK, PDUS, STATS, SYSTEM, BadMessage,
-                         eos_frames, is_eos, parse_pdu)
+from .core.link.feedback import LossEstimator
+from .core.link.frames import FRAME_SECONDS, NUM_CODEBOOKS
+from .core.link.reassembly import Reassembler
+from .gr_support import params as P
+from .gr_support.pdu import DONE, FEEDBACK, PDUS, STATS, SYSTEM, BadMessage, eos_frames, is_eos, parse_pdu
+from .gr_support.stage_timing import StageEvent, StageObservers
+from .gr_support.stats import RateLimitedLog, publish_final_stats, stats_to_pmt
 
 EOS_TAG = pmt.intern("eos")
 NAME = "depacketizer"
@@ -95,6 +95,7 @@ class depacketizer(gr.sync_block):
         self._eos = False
         self._upstream_done_at = None
         self._frames = 0
+        self.stage_observers = StageObservers()   # "reassembly": each batch of frames going out
         self.counters = {"bad_messages": 0, "eos": 0, "after_eos": 0, "feedback_msgs": 0}
         self._log = RateLimitedLog(self.logger)
         self.message_port_register_in(PDUS)
@@ -147,6 +148,8 @@ class depacketizer(gr.sync_block):
         return time.monotonic() if self.clocked else None
 
     def _take(self, frames):
+        if self.stage_observers:
+            self.stage_observers.notify(StageEvent("reassembly", 0.0, {"frames": frames}))
         for f in frames:
             self._tokens.append(f.tokens)
             self._states.append(f.states)

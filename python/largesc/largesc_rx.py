@@ -22,13 +22,21 @@ is final (hold_last), which makes that tag certain at the cost of one frame of l
 """
 import threading
 
-from gnuradio import blocks
+from gnuradio import blocks, gr
 from gnuradio import filter as gr_filter
-from gnuradio import gr
 
-from . import _params as P
-from .core import frames
-from .largesc_tx import StageTimer, check_samp_rate, rational_ratio
+from .core.link import frames
+from .core.profiles import DEFAULT_PROFILE
+from .gr_support import params as P
+from .gr_support.block_params import (
+    check_codec_params,
+    check_deadline_ms,
+    check_recovery_params,
+    check_temperature,
+    check_top_k,
+)
+from .gr_support.rates import check_samp_rate, rational_ratio
+from .gr_support.stage_timing import StageTimer
 
 K = frames.NUM_CODEBOOKS
 RECOVERY_LATENCY = {"zero": 0, "repeat": 0, "prefix": 0, "moshi": 1}
@@ -66,13 +74,12 @@ class largesc_rx(gr.hier_block2):
     mimi_weights / lora: '' or an existing safetensors file (lora: or folder).
     """
 
-    def __init__(self, samp_rate=24000, profile="tiny", d=1, d_max=1, recovery="moshi",
+    def __init__(self, samp_rate=24000, profile=DEFAULT_PROFILE, d=1, d_max=1, recovery="moshi",
                  num_codebooks=8, clocked=False, timeout_ms=0.0, device="cpu", num_threads=1,
                  seed=0, temperature=0.8, top_k=250, lora="", fill_not_sent=True, deadline_ms=0.0,
                  mimi_weights="", feedback_interval=12, lm_profile="", frame_by_frame=False):
+        from .core.profiles import LM_PROFILES
         from .depacketizer import MAX_FEEDBACK_FRAMES, MAX_TIMEOUT_MS
-        from .mimi_encoder import check_codec_params
-        from .token_recovery import LM_PROFILES, check_recovery_params
         samp_rate = check_samp_rate(NAME, samp_rate)
         check_codec_params(NAME, profile, frames.SAMPLE_RATE, device, num_threads, mimi_weights, 1)
         d = P.check_int(NAME, "d", d, 1, P.MAX_D, "frames")
@@ -119,7 +126,7 @@ class largesc_rx(gr.hier_block2):
         if frame_by_frame:
             self.decoder.set_max_noutput_items(frames.FRAME_SAMPLES)
         self.timers = {"decode": StageTimer()}
-        self.decoder.codec.stream_decode = self.timers["decode"].wrap(self.decoder.codec.stream_decode)
+        self.decoder.stage_observers.add(self.timers["decode"])
         self.states_sink = blocks.null_sink(K)          # uint8 x 8 per frame
         self.connect((self.depacketizer, 0), (self.recovery, 0), (self.decoder, 0))
         self.connect((self.depacketizer, 1), (self.recovery, 1), (self.states_sink, 0))
@@ -147,14 +154,12 @@ class largesc_rx(gr.hier_block2):
 
     def set_temperature(self, temperature):
         """`moshi` sampling temperature in [0, 10] (0: greedy); no effect on the baselines."""
-        from .token_recovery import check_temperature
         t = check_temperature(NAME, temperature)
         with self._lock:
             self.recovery.set_temperature(t)
 
     def set_top_k(self, top_k):
         """`moshi` top-k sampling, 0..2048 (0: no cut); no effect on the baselines."""
-        from .token_recovery import check_top_k
         k = check_top_k(NAME, top_k)
         with self._lock:
             self.recovery.set_top_k(k)
@@ -167,7 +172,6 @@ class largesc_rx(gr.hier_block2):
 
     def set_deadline_ms(self, deadline_ms):
         """`moshi` step deadline in 0..10000 ms (0: none); slower steps fall back to repeat."""
-        from .token_recovery import check_deadline_ms
         ms = check_deadline_ms(NAME, deadline_ms)
         with self._lock:
             self.recovery.set_deadline_ms(ms)

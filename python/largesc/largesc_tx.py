@@ -18,7 +18,6 @@ so memory stays flat whatever the speed ratio. It never waits on a receiver that
 pending and has made no progress for `stall_s` (all packets lost, or RX not running), so it
 cannot deadlock. On live links (real-time sources) pacing is not needed and is off by default.
 """
-import math
 import threading
 import time
 
@@ -26,60 +25,16 @@ import numpy as np
 from gnuradio import filter as gr_filter
 from gnuradio import gr
 
-from . import _params as P
-from .core import frames
-from .core.packet import EPOCH_MOD, MAX_FPP
+from .core.link import frames
+from .core.link.packet import EPOCH_MOD, MAX_FPP
+from .core.profiles import DEFAULT_PROFILE
+from .gr_support import params as P
+from .gr_support.block_params import check_codec_params
+from .gr_support.rates import check_samp_rate, rational_ratio
+from .gr_support.stage_timing import StageTimer
 
 K = frames.NUM_CODEBOOKS
 NAME = "largesc_tx"
-MIN_RATE, MAX_RATE = 1000, 384000        # audio rates (Hz) the hier blocks take
-
-
-def check_samp_rate(block, samp_rate):
-    """An integer rate in 1000..384000 Hz that resamples to 24 kHz with a ratio <= 1000."""
-    sr = P.check_int(block, "samp_rate", samp_rate, MIN_RATE, MAX_RATE, "Hz")
-    try:
-        rational_ratio(sr)
-    except ValueError as exc:
-        P.fail(block, "samp_rate", f"a rate that resamples to 24 kHz ({exc})", samp_rate)
-    return sr
-
-
-def rational_ratio(samp_rate):
-    """(interpolation, decimation) that takes `samp_rate` to 24 kHz."""
-    sr = int(samp_rate)
-    if sr != samp_rate or sr <= 0:
-        raise ValueError(f"samp_rate must be a positive integer rate in Hz, got {samp_rate}")
-    g = math.gcd(frames.SAMPLE_RATE, sr)
-    interp, decim = frames.SAMPLE_RATE // g, sr // g
-    if max(interp, decim) > 1000:
-        raise ValueError(f"samp_rate {sr} Hz: resampling ratio {interp}/{decim} too large; "
-                         f"use a rate that is a multiple of 25 Hz (8000, 16000, 44100, 48000, ...)")
-    return interp, decim
-
-
-class StageTimer:
-    """Compute time of one processing stage: wraps the stage's core call (not GNU Radio's)."""
-
-    def __init__(self):
-        self.calls, self.total_s, self.max_s = 0, 0.0, 0.0
-
-    def wrap(self, fn):
-        def timed(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                dt = time.perf_counter() - t0
-                self.calls += 1
-                self.total_s += dt
-                self.max_s = max(self.max_s, dt)
-        return timed
-
-    def as_dict(self, num_frames):
-        return {"calls": self.calls, "total_ms": round(self.total_s * 1e3, 3),
-                "ms_per_frame": round(self.total_s * 1e3 / num_frames, 3) if num_frames else 0.0,
-                "max_call_ms": round(self.max_s * 1e3, 3)}
 
 
 class _frame_pacer(gr.sync_block):
@@ -167,11 +122,10 @@ class largesc_tx(gr.hier_block2):
     a bad value raises ValueError naming it. The setters check the same ranges.
     """
 
-    def __init__(self, samp_rate=24000, profile="tiny", bandwidth_bps=1100.0, d=1, loss_rate=0.0,
+    def __init__(self, samp_rate=24000, profile=DEFAULT_PROFILE, bandwidth_bps=1100.0, d=1, loss_rate=0.0,
                  use_feedback=True, dtx=False, frames_per_packet=1, device="cpu", num_threads=1,
                  mimi_weights="", seed=-1, frame_by_frame=False):
         from .adaptive_controller import check_bandwidth, check_loss_rate
-        from .mimi_encoder import check_codec_params
         samp_rate = check_samp_rate(NAME, samp_rate)
         check_codec_params(NAME, profile, frames.SAMPLE_RATE, device, num_threads, mimi_weights, 1)
         check_bandwidth(NAME, bandwidth_bps)
@@ -204,10 +158,8 @@ class largesc_tx(gr.hier_block2):
                                               use_feedback=use_feedback, dtx=dtx,
                                               frames_per_packet=frames_per_packet, epoch=epoch)
         self.timers = {"encode": StageTimer(), "controller": StageTimer()}
-        codec, ctl = self.encoder.codec, self.controller
-        codec.stream_encode = self.timers["encode"].wrap(codec.stream_encode)
-        ctl.ctl.step = self.timers["controller"].wrap(ctl.ctl.step)
-        ctl.pkt.push = self.timers["controller"].wrap(ctl.pkt.push)
+        self.encoder.stage_observers.add(self.timers["encode"])
+        self.controller.stage_observers.add(self.timers["controller"])
         if interp == decim:
             self.resampler = None
             self.connect(self, self.encoder)

@@ -2,10 +2,12 @@
 import numpy as np
 from gnuradio import gr
 
-from .core import frames, torch_env
-from . import _params as P
-from ._blockutil import CodecBlock
-from .mimi_encoder import check_codec_params
+from .core import torch_env
+from .core.link import frames
+from .core.profiles import DEFAULT_PROFILE
+from .gr_support import params as P
+from .gr_support.block_params import check_codec_params
+from .gr_support.codec_block import CodecBlock
 
 NAME = "mimi_decoder"
 
@@ -23,7 +25,7 @@ class mimi_decoder(CodecBlock, gr.interp_block):
     mimi_encoder, plus num_codebooks: 1..8 (also set_num_codebooks); use_states: bool.
     """
 
-    def __init__(self, profile="tiny", num_codebooks=8, samp_rate=24000, device="cpu",
+    def __init__(self, profile=DEFAULT_PROFILE, num_codebooks=8, samp_rate=24000, device="cpu",
                  num_threads=1, mimi_weights="", stats_interval=125, use_states=False):
         check_codec_params(NAME, profile, samp_rate, device, num_threads, mimi_weights, stats_interval)
         P.check_int(NAME, "num_codebooks", num_codebooks, 1, frames.NUM_CODEBOOKS)
@@ -54,7 +56,7 @@ class mimi_decoder(CodecBlock, gr.interp_block):
         if self.use_states:
             prefix = np.clip(frames.decodable_prefixes(input_items[1][:n]), 1, self.num_codebooks)
             self._stats["prefix_frames"] += int((prefix < self.num_codebooks).sum())
-        pcm = self.codec.stream_decode(codes, prefix)
+        pcm = self.stage_observers.timed("decode", self.codec.stream_decode, codes, prefix, codes=codes)
         lead = n * frames.FRAME_SAMPLES - len(pcm)  # a codec with look-ahead returns less at first
         output_items[0][:lead] = 0.0
         output_items[0][lead: n * frames.FRAME_SAMPLES] = pcm

@@ -5,28 +5,13 @@ import numpy as np
 from gnuradio import gr
 
 from .core import codec as codec_mod
-from .core import frames, torch_env
-from . import _params as P
-from ._blockutil import CodecBlock
-from .core.profiles import PROFILES
+from .core import torch_env
+from .core.link import frames
+from .core.profiles import DEFAULT_PROFILE
+from .gr_support.block_params import check_codec_params
+from .gr_support.codec_block import CodecBlock
 
 NAME = "mimi_encoder"
-
-
-def check_codec_params(block, profile, samp_rate, device, num_threads, mimi_weights, stats_interval):
-    """Shared by the encoder and decoder: see mimi_encoder's docstring for the ranges."""
-    P.check_choice(block, "profile", profile, tuple(PROFILES))
-    if P.check_int(block, "samp_rate", samp_rate, 1, 10 ** 6) != frames.SAMPLE_RATE:
-        P.fail(block, "samp_rate", f"{frames.SAMPLE_RATE} (Mimi's rate; resample outside the block, "
-               f"e.g. filter.rational_resampler_fff)", samp_rate)
-    P.check_device(block, "device", device)
-    P.check_int(block, "num_threads", num_threads, 1, P.MAX_THREADS)
-    if profile == "mini":       # the mini codec is a folder: config.json + model.safetensors
-        P.check_file(block, "mimi_weights", mimi_weights, allow_dir=True,
-                     suffixes=P.SAFETENSORS_SUFFIXES)
-    else:
-        P.check_file(block, "mimi_weights", mimi_weights, suffixes=P.SAFETENSORS_SUFFIXES)
-    P.check_int(block, "stats_interval", stats_interval, 1, P.MAX_STATS_INTERVAL, "frames")
 
 
 class mimi_encoder(CodecBlock, gr.decim_block):
@@ -45,7 +30,7 @@ class mimi_encoder(CodecBlock, gr.decim_block):
     existing safetensors file (a folder for mini); stats_interval: 1..10**6 frames.
     """
 
-    def __init__(self, profile="tiny", samp_rate=24000, device="cpu", num_threads=1,
+    def __init__(self, profile=DEFAULT_PROFILE, samp_rate=24000, device="cpu", num_threads=1,
                  mimi_weights="", stats_interval=125):
         check_codec_params(NAME, profile, samp_rate, device, num_threads, mimi_weights, stats_interval)
         gr.decim_block.__init__(self, name="largesc_mimi_encoder", in_sig=[np.float32],
@@ -69,7 +54,7 @@ class mimi_encoder(CodecBlock, gr.decim_block):
             count = int(bad.sum())
             self._stats["nonfinite_samples"] += count
             self._log.warn("nonfinite", f"replaced {count} NaN/inf input samples with 0")
-        codes, latent = self.codec.stream_encode(pcm)
+        codes, latent = self.stage_observers.timed("encode", self.codec.stream_encode, pcm)
         short = n - codes.shape[1]          # a codec with look-ahead returns fewer frames at first
         output_items[0][:short] = 0         # those lead-in frames: token 0, quiet
         output_items[1][:short] = -100.0

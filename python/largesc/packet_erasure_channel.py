@@ -15,12 +15,11 @@ import threading
 import pmt
 from gnuradio import gr
 
-from . import _params as P
-from .core.channels import make_channel
-from ._blockutil import DoneGrace, RateLimitedLog, stats_to_pmt, publish_final_stats
-from .packet_pdu import (CTRL, DONE, PDUS, STATS, SYSTEM, BadMessage, is_eos,
-                         parse_pdu)
-
+from .core.link.channels import make_channel
+from .gr_support import params as P
+from .gr_support.done_grace import DoneGrace
+from .gr_support.pdu import CTRL, DONE, PDUS, STATS, SYSTEM, BadMessage, is_eos, parse_pdu
+from .gr_support.stats import RateLimitedLog, publish_final_stats, stats_to_pmt
 
 NAME = "packet_erasure_channel"
 MODELS = ("bernoulli", "gilbert_elliott", "ge", "trace")      # 'ge': short for gilbert_elliott

@@ -24,10 +24,10 @@ import threading
 import pmt
 from gnuradio import gr
 
-from . import _params as P
-from . import pdu_file as F
-from ._blockutil import RateLimitedLog, stats_to_pmt
-from .packet_pdu import PDUS, STATS
+from .gr_support import params as P
+from .gr_support import pdu_file as F
+from .gr_support.pdu import PDUS, STATS
+from .gr_support.stats import RateLimitedLog, stats_to_pmt
 
 NAME = "pdu_recorder"
 

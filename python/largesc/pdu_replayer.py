@@ -27,10 +27,10 @@ import time
 import pmt
 from gnuradio import gr
 
-from . import _params as P
-from . import pdu_file as F
-from ._blockutil import RateLimitedLog, stats_to_pmt
-from .packet_pdu import DONE, PDUS, STATS, SYSTEM
+from .gr_support import params as P
+from .gr_support import pdu_file as F
+from .gr_support.pdu import DONE, PDUS, STATS, SYSTEM
+from .gr_support.stats import RateLimitedLog, stats_to_pmt
 
 NAME = "pdu_replayer"
 

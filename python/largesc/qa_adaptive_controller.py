@@ -9,7 +9,7 @@ import yaml
 from gnuradio import blocks, gr, gr_unittest
 
 from gnuradio.largesc.adaptive_controller import adaptive_controller
-from gnuradio.largesc.core.packet import unpack
+from gnuradio.largesc.core.link.packet import unpack
 from gnuradio.largesc.packet_erasure_channel import packet_erasure_channel
 
 

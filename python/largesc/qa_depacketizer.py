@@ -10,11 +10,11 @@ import yaml
 from gnuradio import blocks, gr, gr_unittest
 
 from gnuradio.largesc.adaptive_controller import adaptive_controller
-from gnuradio.largesc.core.frames import STATE_LOST, STATE_NOT_SENT, STATE_ORIGINAL
-from gnuradio.largesc.core.packet import Packetizer
+from gnuradio.largesc.core.link.frames import STATE_LOST, STATE_NOT_SENT, STATE_ORIGINAL
+from gnuradio.largesc.core.link.packet import Packetizer
 from gnuradio.largesc.depacketizer import depacketizer
+from gnuradio.largesc.gr_support.pdu import eos_pdu, make_pdu
 from gnuradio.largesc.packet_erasure_channel import packet_erasure_channel
-from gnuradio.largesc.packet_pdu import eos_pdu, make_pdu
 
 PDUS = pmt.intern("pdus")
 

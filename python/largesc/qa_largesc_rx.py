@@ -12,7 +12,7 @@ import pmt
 import yaml
 from gnuradio import blocks, gr, gr_unittest
 
-from gnuradio.largesc.core import frames
+from gnuradio.largesc.core.link import frames
 from gnuradio.largesc.largesc_rx import largesc_rx
 from gnuradio.largesc.largesc_tx import largesc_tx
 from gnuradio.largesc.packet_erasure_channel import packet_erasure_channel
@@ -138,9 +138,9 @@ class qa_largesc_rx(gr_unittest.TestCase):
     def test_depacketizer_hold_last_puts_eos_on_the_last_frame(self):
         # the eos mark arrives after every frame could have been written: only hold_last
         # keeps a frame back for the tag (token recovery flushes its held frame on it)
-        from gnuradio.largesc.core.packet import Packetizer
+        from gnuradio.largesc.core.link.packet import Packetizer
         from gnuradio.largesc.depacketizer import depacketizer
-        from gnuradio.largesc.packet_pdu import eos_pdu, make_pdu
+        from gnuradio.largesc.gr_support.pdu import eos_pdu, make_pdu
         for hold_last in (True, False):
             with self.subTest(hold_last=hold_last):
                 tb = gr.top_block()

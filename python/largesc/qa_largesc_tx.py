@@ -11,8 +11,9 @@ import pmt
 import yaml
 from gnuradio import blocks, gr, gr_unittest
 
-from gnuradio.largesc.core import frames
-from gnuradio.largesc.largesc_tx import largesc_tx, rational_ratio
+from gnuradio.largesc.core.link import frames
+from gnuradio.largesc.gr_support.rates import rational_ratio
+from gnuradio.largesc.largesc_tx import largesc_tx
 from gnuradio.largesc.packet_erasure_channel import packet_erasure_channel
 
 

@@ -3,8 +3,9 @@
 import numpy as np
 from gnuradio import blocks, gr, gr_unittest
 
+from gnuradio.largesc.core import codec
+from gnuradio.largesc.core.link import frames
 from gnuradio.largesc.mimi_decoder import mimi_decoder
-from gnuradio.largesc.core import codec, frames
 
 
 class qa_mimi_decoder(gr_unittest.TestCase):

@@ -4,8 +4,9 @@ import numpy as np
 import pmt
 from gnuradio import blocks, gr, gr_unittest
 
+from gnuradio.largesc.core import codec
+from gnuradio.largesc.core.link import frames
 from gnuradio.largesc.mimi_encoder import mimi_encoder
-from gnuradio.largesc.core import codec, frames
 
 
 def tone(n, seed=0):

@@ -9,8 +9,8 @@ import pmt
 import yaml
 from gnuradio import gr, gr_unittest
 
+from gnuradio.largesc.gr_support.pdu import eos_pdu, make_pdu
 from gnuradio.largesc.packet_erasure_channel import packet_erasure_channel
-from gnuradio.largesc.packet_pdu import eos_pdu, make_pdu
 
 
 def pdu(i):

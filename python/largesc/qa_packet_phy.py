@@ -1,13 +1,14 @@
 """QA for packet_phy: link framer/deframer over a direct connection (UDP's view) and the GMSK PHY."""
 import time
-import unittest
 
 import pmt
 from gnuradio import blocks, gr, gr_unittest
 
-from gnuradio.largesc.packet_pdu import DONE, PDUS, SYSTEM, eos_pdu, make_pdu
-from gnuradio.largesc.packet_phy import (packet_phy, packet_phy_deframer, packet_phy_framer,
-                                         measure_loss)
+from gnuradio.largesc.app.phy_loss import measure_loss
+from gnuradio.largesc.gr_support.pdu import DONE, PDUS, SYSTEM, eos_pdu, make_pdu
+from gnuradio.largesc.packet_phy import packet_phy
+from gnuradio.largesc.packet_phy_deframer import packet_phy_deframer
+from gnuradio.largesc.packet_phy_framer import packet_phy_framer
 
 
 def _payloads(dbg):

@@ -4,7 +4,7 @@ import numpy as np
 import pmt
 from gnuradio import blocks, gr, gr_unittest
 
-from gnuradio.largesc.core import frames
+from gnuradio.largesc.core.link import frames
 from gnuradio.largesc.token_recovery import token_recovery
 
 K = frames.NUM_CODEBOOKS

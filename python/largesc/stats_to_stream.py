@@ -40,9 +40,9 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from . import _params as P
-from ._blockutil import RateLimitedLog, stats_to_pmt, publish_final_stats
-from .packet_pdu import DONE, FEEDBACK, PDUS, STATS, SYSTEM
+from .gr_support import params as P
+from .gr_support.pdu import DONE, FEEDBACK, PDUS, STATS, SYSTEM
+from .gr_support.stats import RateLimitedLog, publish_final_stats, stats_to_pmt
 
 NAME = "stats_to_stream"
 MAX_KEYS = 8

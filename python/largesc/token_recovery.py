@@ -23,50 +23,26 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from . import _params as P
-from ._blockutil import RateLimitedLog, stats_to_pmt
-from .core import frames, torch_env
-from .core.profiles import PROFILES
-from .core.recovery import STRATEGIES, build_recovery
+from .core import torch_env
+from .core.link import frames
+from .core.profiles import DEFAULT_PROFILE
+from .core.recovery import build as build_recovery
+from .gr_support import params as P
+from .gr_support.block_params import (
+    FEEDBACK_MODES,
+    check_deadline_ms,
+    check_recovery_params,
+    check_temperature,
+    check_top_k,
+)
+from .gr_support.stage_timing import StageEvent, StageObservers
+from .gr_support.stats import RateLimitedLog, stats_to_pmt
 
 K = frames.NUM_CODEBOOKS
 NAME = "token_recovery"
-LM_PROFILES = ("tiny", "kyutai-arch", "kyutai", "mini")     # core.lm.LM_PROFILES (not imported: it loads moshi's LM)
-FEEDBACK_MODES = ("masked", "sampled")
-MAX_TEMPERATURE = 10.0
-MAX_DEADLINE_MS = 10000.0
 MAX_PRIME_FRAMES = 256
 
 
-def check_temperature(block, value):
-    return P.check_float(block, "temperature", value, 0.0, MAX_TEMPERATURE, what="0: greedy")
-
-
-def check_top_k(block, value):
-    return P.check_int(block, "top_k", value, 0, frames.CODEBOOK_SIZE, "0: no top-k cut")
-
-
-def check_deadline_ms(block, value):
-    return P.check_float(block, "deadline_ms", value, 0.0, MAX_DEADLINE_MS, what="ms; 0: no deadline")
-
-
-def check_recovery_params(block, profile, strategy, temperature, top_k, seed, device, num_threads,
-                          lora, fill_not_sent, deadline_ms, lm_weights, lm_config, force_cpu,
-                          profile_name="profile", strategy_name="strategy"):
-    """The checks token_recovery and largesc_rx share (see token_recovery's docstring)."""
-    P.check_choice(block, strategy_name, strategy, STRATEGIES)
-    P.check_choice(block, profile_name, profile, LM_PROFILES if strategy == "moshi" else tuple(PROFILES))
-    check_temperature(block, temperature)
-    check_top_k(block, top_k)
-    P.check_int(block, "seed", seed, 0, P.MAX_SEED)
-    P.check_device(block, "device", device)
-    P.check_int(block, "num_threads", num_threads, 1, P.MAX_THREADS)
-    P.check_file(block, "lora", lora, allow_dir=True, suffixes=P.SAFETENSORS_SUFFIXES)
-    P.check_bool(block, "fill_not_sent", fill_not_sent)
-    check_deadline_ms(block, deadline_ms)
-    P.check_file(block, "lm_weights", lm_weights, suffixes=P.SAFETENSORS_SUFFIXES)
-    P.check_file(block, "lm_config", lm_config)
-    P.check_bool(block, "force_cpu", force_cpu)
 EOS = pmt.intern("eos")
 STATS = pmt.intern("stats")
 TAG_GENERATED = pmt.intern("generated")
@@ -99,7 +75,7 @@ class token_recovery(gr.basic_block):
     profile (tiny, kyutai-arch, kyutai) for `moshi`; the baselines ignore it.
     """
 
-    def __init__(self, profile="tiny", strategy="moshi", temperature=0.8, top_k=250, seed=0,
+    def __init__(self, profile=DEFAULT_PROFILE, strategy="moshi", temperature=0.8, top_k=250, seed=0,
                  device="cpu", num_threads=1, lora="", fill_not_sent=True, deadline_ms=0.0,
                  lm_weights="", lm_config="", force_cpu=False, stats_interval=125, prime_frames=16,
                  feedback="masked"):
@@ -123,6 +99,7 @@ class token_recovery(gr.basic_block):
         self.set_tag_propagation_policy(gr.TPP_DONT)
         self.message_port_register_out(STATS)
         self._lock = threading.Lock()
+        self.stage_observers = StageObservers()   # "recovery": each push (+ flush at eos)
         self._log = RateLimitedLog(self.logger)
         self._tags: dict[int, list] = {}      # absolute frame index -> [(port, key, value, srcid)]
         self._emitted = 0                      # frames written so far (= absolute output index)
@@ -222,6 +199,8 @@ class token_recovery(gr.basic_block):
                 ms = (time.perf_counter() - t0) * 1e3
                 self._time["push_ms_total"] += ms
                 self._time["push_ms_max"] = max(self._time["push_ms_max"], ms)
+                if self.stage_observers:
+                    self.stage_observers.notify(StageEvent("recovery", ms / 1e3, {"frames": done}))
                 for tokens, states in done:
                     self._write(output_items, produced, tokens, states)
                     produced += 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import frames
+from .link import frames
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:

@@ -1,25 +1,30 @@
-"""Model profiles: one name selects the codec (and the LM) everywhere.
+"""Model profiles: the one place that names them, says what each has, and picks the default.
 
-- ``kyutai``: Kyutai's released Mimi (and Moshi) from the Hugging Face cache or local files.
-- ``kyutai-arch``: the same full-size architecture with random weights (speed and shape tests).
+One name selects the codec (and the recovery LM) everywhere: CLI flags, block parameters, GRC
+YAML defaults, examples, benchmarks and the evaluation (a test checks that they agree).
+
+- ``mini``: the small model family trained in this repository (models/mini/): the default;
+- ``kyutai``: Kyutai's released Mimi (and Moshi) from the Hugging Face cache or local files;
+- ``kyutai-arch``: the same full-size architecture with random weights (speed and shape tests);
 - ``tiny``: a small random Mimi-like config, 8 codebooks x 2048 entries, for tests.
-- ``mini``: the small model family trained in this repository (models/mini/).
+
+Plain Python: importing this module loads neither torch nor GNU Radio.
 """
-import copy
+import os
 from pathlib import Path
 
-from moshi.models import loaders
-
-KYUTAI_REPO = loaders.DEFAULT_REPO
-KYUTAI_MIMI_FILE = loaders.MIMI_NAME
-REPO_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_PROFILE = "mini"
 
 PROFILES = {
+    "mini": "small codec + LM + recovery LoRA trained in this repository (the default)",
     "kyutai": "Kyutai's released Mimi/Moshi weights (Hugging Face cache or local files; needs a download once)",
     "kyutai-arch": "full-size Mimi/Moshi architecture, random weights (timing and shape tests only)",
     "tiny": "small random Mimi-like model, 8 x 2048 codebooks (tests only: output is noise)",
-    "mini": "small codec + LM + recovery LoRA trained in this repository (the offline default)",
 }
+PROFILE_NAMES = tuple(PROFILES)                 # CLI choices, in this order
+LM_PROFILES = ("tiny", "kyutai-arch", "kyutai", "mini")   # profiles with a recovery LM
+FULL_SIZE = ("kyutai", "kyutai-arch")           # Kyutai's architecture (Mimi 24 kHz + Moshi 7B)
+RANDOM_WEIGHTS = ("tiny", "kyutai-arch")        # no trained weights: output is noise
 
 
 def check_profile(name: str) -> str:
@@ -29,21 +34,6 @@ def check_profile(name: str) -> str:
     return name
 
 
-def mimi_config(profile: str) -> dict:
-    """Mimi architecture config for a profile (kyutai/kyutai-arch share moshi's default)."""
-    if profile in ("kyutai", "kyutai-arch"):
-        return copy.deepcopy(loaders._mimi_config)
-    if profile == "tiny":
-        return tiny_mimi_config()
-    raise ValueError(f"profile {profile!r} has no Mimi config")
-
-
-def tiny_mimi_config() -> dict:
-    """A small Mimi: same frame geometry (24 kHz, 12.5 Hz, hop 1920) and 8 x 2048 codebooks."""
-    cfg = copy.deepcopy(loaders._mimi_config)
-    dim = 64
-    cfg["seanet"].update(dimension=dim, n_filters=8)
-    cfg["quantizer"].update(dimension=32, n_q=8, input_dimension=dim, output_dimension=dim)
-    cfg["transformer"].update(d_model=dim, num_heads=4, num_layers=1, dim_feedforward=128,
-                              input_dimension=dim, output_dimensions=[dim], context=32)
-    return cfg
+def models_dir() -> Path:
+    """Where the weights of the `mini` family live: $LARGESC_MODELS, else the package's models/."""
+    return Path(os.environ.get("LARGESC_MODELS", Path(__file__).resolve().parents[1] / "models"))

@@ -46,6 +46,9 @@ def _shard(s: str) -> tuple[int, int]:
     return i - 1, n
 
 
+from ..core.profiles import DEFAULT_PROFILE, PROFILE_NAMES  # noqa: E402
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import losstrace, metrics, speech, systems
     ap = argparse.ArgumentParser(prog="gr-largesc eval", description=__doc__,
@@ -54,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sweep", help="run a grid of systems x loss conditions over a speech set (default)")
     s.add_argument("--preset", choices=sorted(PRESETS), default="quick")
-    s.add_argument("--profile", default="tiny", help="model profile for LargeSC (tiny, mini, kyutai, ...)")
+    s.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILE_NAMES, help="model profile for LargeSC")
     s.add_argument("--recovery", default="moshi", choices=["moshi", "repeat", "zero", "prefix"],
                    help="token recovery of the `largesc` system (ablations fix their own)")
     s.add_argument("--lora", default=None, help="LoRA adapter folder for the moshi recovery LM (default: the "
@@ -191,15 +194,15 @@ def flowgraph_latency(cfg, timeout_s: float = 240.0) -> str:
             "--bandwidth", f"{cfg.bandwidths[0]:g}", "--seed", str(cfg.seed)]
     shown = "gr-largesc run " + " ".join(args)
     try:
-        from .. import run_app
+        from ..app import run_summary
         with tempfile.TemporaryDirectory() as tmp:
-            r = subprocess.run([sys.executable, "-m", "gnuradio.largesc.run_app", *args, "--json",
+            r = subprocess.run([sys.executable, "-m", "gnuradio.largesc.app.run_app", *args, "--json",
                                 "--out", str(Path(tmp) / "decoded.wav")],
                                capture_output=True, text=True, timeout=timeout_s)
         if r.returncode != 0:
             tail = (r.stderr.strip().splitlines() or ["no output"])[-1]
             return f"(`{shown}` failed with exit code {r.returncode}: {tail})"
-        text = run_app.format_summary(json.loads(r.stdout))
+        text = run_summary.format_summary(json.loads(r.stdout))
         return f"`{shown}` on the bundled clip:\n\n" + text[text.index("| latency stage"):]
     except subprocess.TimeoutExpired:
         return f"(`{shown}` did not finish within {timeout_s:.0f} s: no flowgraph latency table)"

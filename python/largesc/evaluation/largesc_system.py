@@ -26,11 +26,12 @@ import logging
 
 import numpy as np
 
-from ..core import frames
 from ..core.audio_io import resample
-from ..core.controller import AdaptiveController
-from ..core.packet import Packetizer
-from ..core.reassembly import Reassembler, frames_to_arrays
+from ..core.link import frames
+from ..core.link.controller import AdaptiveController
+from ..core.link.packet import Packetizer
+from ..core.link.reassembly import Reassembler, frames_to_arrays
+from ..core.profiles import DEFAULT_PROFILE
 
 log = logging.getLogger(__name__)
 FS = 16000
@@ -54,7 +55,7 @@ def get_codec(profile: str, seed: int = 0):
 def get_recovery(strategy: str, profile: str, lora: str | None = None, temperature: float | None = None):
     key = (strategy, profile, lora, temperature)
     if key not in _RECOVERY:
-        from ..core.recovery import build_recovery
+        from ..core.recovery import build as build_recovery
         kw = {}
         if strategy == "moshi":
             kw = {"profile": profile, "lora": lora, **({} if temperature is None else {"temperature": temperature})}
@@ -77,7 +78,7 @@ def model_description(profile: str, recovery: str = "moshi", lora: str | None = 
         elif lora:
             desc += f"; LM: {profile} + LoRA {lora}"
         else:
-            from ..core.lm import MINI_LORA_DIR, PEFT_ADAPTER_FILE
+            from ..core.recovery.lm import MINI_LORA_DIR, PEFT_ADAPTER_FILE
             shipped = profile == "mini" and (MINI_LORA_DIR / PEFT_ADAPTER_FILE).is_file()
             desc += f"; LM: {profile}" + (" + its shipped LoRA" if shipped else "")
     return desc
@@ -134,7 +135,7 @@ def equal_protection(allocs: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def run(x16: np.ndarray, trace, *, profile: str = "tiny", bandwidth_bps: float = 1100.0,
+def run(x16: np.ndarray, trace, *, profile: str = DEFAULT_PROFILE, bandwidth_bps: float = 1100.0,
         p: float = 0.0, allocation: str = "adaptive", recovery: str = "moshi", d: int = 1,
         lora: str | None = None, seed: int = 0, activity: str = "codec",
         temperature: float | None = None) -> tuple[np.ndarray, dict]:

@@ -31,7 +31,7 @@ def trace_seed(seed: int, utterance: str, model: str, p: float, burst_ms: float)
 
 def slot_trace(n_slots: int, model: str, p: float, seed: int, burst_ms: float = 160.0) -> np.ndarray:
     """Bool [n_slots]: True where the 20 ms slot is lost."""
-    from ..core.channels import make_channel
+    from ..core.link.channels import make_channel
     if p <= 0:
         return np.zeros(n_slots, bool)
     burst = max(1.0, burst_ms / SLOT_MS)

@@ -76,8 +76,8 @@ def _one_thread() -> None:
 
 def _visqol():
     if "visqol" not in _MODELS:
-        from visqol import VisqolApi
         import ai_edge_litert  # noqa: F401  (the lattice model needs it; fail loudly, not silently worse)
+        from visqol import VisqolApi
         api = VisqolApi()
         api.create(mode="speech", use_lattice_model=True)
         _MODELS["visqol"] = api

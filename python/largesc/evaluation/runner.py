@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.profiles import DEFAULT_PROFILE
 from . import losstrace, metrics, systems
 
 CODE_VERSION = "e1"
@@ -29,7 +30,7 @@ COLUMNS = ["utterance", "system", "profile", "recovery", "loss_model", "p", "ban
 
 @dataclass
 class Config:
-    profile: str = "tiny"
+    profile: str = DEFAULT_PROFILE
     recovery: str = "moshi"
     lora: str | None = None
     systems: tuple = ("largesc", "largesc-no-uep", "opus", "codec2-1300")

@@ -1,7 +1,7 @@
 """Evaluation speech sets: real held-out speech with transcripts, prepared offline by one command.
 
 Sources (all real human speech, all in the hold-out that no training in this repo uses; see
-data/heldout.json and python/largesc/core/corpus.py):
+data/heldout.json and python/largesc/training/corpus.py):
 
 | source | how it is obtained | licence |
 |---|---|---|
@@ -36,11 +36,11 @@ from pathlib import Path
 import numpy as np
 
 from ..core.audio_io import read_wav, resample, write_wav
+from ..training.workspace import CACHE, HELDOUT_FILE
 
 log = logging.getLogger(__name__)
 FS = 16000
 PKG_DIR = Path(__file__).resolve().parents[1]
-REPO_ROOT = PKG_DIR.parents[1]
 BUNDLED = PKG_DIR / "data" / "speech_librivox_16k.wav"
 BUNDLED_TEXT = "unless to be rather cold hearted and rather selfish is to be ill disposed"
 SDIST = "pocketsphinx-5.1.1.tar.gz"
@@ -60,7 +60,7 @@ def default_cache() -> Path:
 
 
 def _heldout_every() -> int:
-    f = REPO_ROOT / "data" / "heldout.json"
+    f = HELDOUT_FILE
     try:
         return int(json.loads(f.read_text()).get("heldout_allison_every_nth", 20))
     except (OSError, ValueError):
@@ -80,7 +80,7 @@ def _sha256(path: Path) -> str:
 
 
 def find_sdist(cache: Path) -> Path | None:
-    cands = [cache / "src" / SDIST, default_cache() / "src" / SDIST, REPO_ROOT / "cache" / "src" / SDIST]
+    cands = [cache / "src" / SDIST, default_cache() / "src" / SDIST, CACHE / "src" / SDIST]
     return next((c for c in cands if c.is_file() and c.stat().st_size > 1_000_000), None)
 
 

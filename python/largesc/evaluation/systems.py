@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.profiles import DEFAULT_PROFILE
+
 
 @dataclass(frozen=True)
 class System:
@@ -78,7 +80,7 @@ def run(system: System, x16: np.ndarray, trace, *, p: float, bandwidth_bps: floa
     raise ValueError(k)
 
 
-def algorithmic_latency_ms(system: System, recovery: str = "moshi", profile: str = "tiny") -> dict:
+def algorithmic_latency_ms(system: System, recovery: str = "moshi", profile: str = DEFAULT_PROFILE) -> dict:
     """Sender + receiver algorithmic delay (no processing or network time): packetisation,
     codec lookahead, and the receiver's wait for copies / recovery look-ahead."""
     k, prm = system.kind, system.params
@@ -86,7 +88,7 @@ def algorithmic_latency_ms(system: System, recovery: str = "moshi", profile: str
         rec = prm["recovery"] or recovery
         look = 0.0
         if profile == "mini":       # WORLD analysis + decoder look-ahead: one frame each
-            from ..core.mini_codec import MiniCodec
+            from ..core.codec.mini import MiniCodec
             look = 80.0 * MiniCodec.stream_delay_frames
         # the reassembler holds a missing frame until packet f + d_max (d = d_max = 1) arrives
         return {"packet": 80.0, "lookahead": look, "receiver_wait": 80.0,

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import frames
-from .codec import TokenCodec
+from ..link import frames
+from . import TokenCodec
 
 
 @dataclass

@@ -5,24 +5,25 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
+
+from ..core.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 
 os.environ.setdefault("NO_TORCH_COMPILE", "1")
 
-PROFILE_CHOICES = ["mini", "kyutai", "kyutai-arch", "tiny"]
-DEFAULT_PROFILE = "mini"
-BUNDLED_CLIP = Path(__file__).resolve().parent / "data" / "speech_librivox_16k.wav"
+from .run_options import BUNDLED_CLIP
 
 
 def cmd_info(args) -> int:
     """Versions, which profiles can load here, where weights are cached."""
+    import moshi
     import numpy
     import torch
-    import moshi
     from gnuradio import gr
     from huggingface_hub import constants, try_to_load_from_cache
-    from .core import codec, profiles
+
+    from ..core import codec, profiles
+    from ..core.codec.mimi import KYUTAI_MIMI_FILE, KYUTAI_REPO
     print(f"gr-largesc   {_version()}")
     print(f"python       {sys.version.split()[0]} ({sys.executable})")
     print(f"gnuradio     {gr.version()}")
@@ -30,11 +31,11 @@ def cmd_info(args) -> int:
     print(f"torch        {torch.__version__} (CUDA {'available' if torch.cuda.is_available() else 'not available'})")
     print(f"moshi        {moshi.__version__}")
     print(f"HF cache     {constants.HF_HUB_CACHE} (offline: {constants.HF_HUB_OFFLINE})")
-    cached = try_to_load_from_cache(profiles.KYUTAI_REPO, profiles.KYUTAI_MIMI_FILE)
+    cached = try_to_load_from_cache(KYUTAI_REPO, KYUTAI_MIMI_FILE)
     mini_dir = codec.mini_weights_dir()
     avail = {
         "kyutai": f"cached at {cached}" if isinstance(cached, str) else
-                  f"not in cache ({profiles.KYUTAI_REPO}/{profiles.KYUTAI_MIMI_FILE}); download it or pass --mimi-weights",
+                  f"not in cache ({KYUTAI_REPO}/{KYUTAI_MIMI_FILE}); download it or pass --mimi-weights",
         "kyutai-arch": "available (random weights)",
         "tiny": "available (random weights)",
         "mini": _mini_status(mini_dir),
@@ -47,7 +48,7 @@ def cmd_info(args) -> int:
 
 def _mini_status(codec_dir) -> str:
     """Which parts of the `mini` family are on this machine (codec, LM, recovery LoRA)."""
-    from .core import lm
+    from ..core.recovery import lm
     parts = {"codec": codec_dir / "config.json", "LM": lm.MINI_LM_DIR / lm.MINI_LM_WEIGHTS,
              "LoRA": lm.MINI_LORA_DIR / lm.PEFT_ADAPTER_FILE}
     have = [k for k, f in parts.items() if f.is_file()]
@@ -58,7 +59,9 @@ def _mini_status(codec_dir) -> str:
 
 def cmd_codec(args) -> int:
     """Encode and decode a wav file; writes 24 kHz audio."""
-    from .core import audio_io, codec, codec_file, frames
+    from ..core import audio_io, codec
+    from ..core.codec import file_loopback as codec_file
+    from ..core.link import frames
     x, rate = audio_io.read_wav(args.input)
     x24 = audio_io.to_codec_rate(x, rate)
     c = codec.load_codec(args.profile, mimi_weights=args.mimi_weights, device=args.device)
@@ -74,23 +77,23 @@ def cmd_codec(args) -> int:
 
 def cmd_demo(args) -> int:
     """The main job: the bundled clip through TX -> lossy packet channel -> RX, with a report."""
-    from . import run_app
+    from . import loopback, run_summary
     note = ""
     if args.recovery == "auto":
         args.recovery = "moshi"
         if args.profile == "mini":
-            from .core import lm
+            from ..core.recovery import lm
             if not (lm.MINI_LM_DIR / lm.MINI_LM_WEIGHTS).is_file():
                 args.recovery = "repeat"
                 note = ("**Note:** no `mini` LM is shipped yet (docs/models/mini.md), so lost tokens are "
                         "filled by `repeat`; `--profile tiny --recovery moshi` runs the LM path on a random model.\n\n")
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    s = run_app.run({"input": str(BUNDLED_CLIP), "output": str(out_dir / "decoded.wav"),
+    s = loopback.run({"input": str(BUNDLED_CLIP), "output": str(out_dir / "decoded.wav"),
                      "profile": args.profile, "bandwidth": args.bandwidth, "loss": args.loss,
                      "recovery": args.recovery, "seed": args.seed, "device": args.device,
                      "out_rate": 24000, "quiet": not sys.stderr.isatty()})
-    text = run_app.format_summary(s)
+    text = run_summary.format_summary(s)
     if args.profile in ("tiny", "kyutai-arch"):
         note += (f"**Note:** profile `{args.profile}` has random weights: the audio is noise-like by design; "
                 "this run shows the chain, its rates, losses and latencies, not speech quality.\n\n")
@@ -119,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("codec", help="encode + decode a wav file with a token codec")
     s.add_argument("--in", dest="input", required=True, help="input wav (any rate, resampled to 24 kHz)")
     s.add_argument("--out", dest="output", required=True, help="output wav (24 kHz)")
-    s.add_argument("--profile", choices=PROFILE_CHOICES, default=DEFAULT_PROFILE)
+    s.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE)
     s.add_argument("--codebooks", type=int, choices=range(1, 9), default=8, metavar="K",
                    help="decode the first K codebooks (1..8; K x 137.5 bps)")
     s.add_argument("--mimi-weights", default=None, help="local Mimi safetensors file (kyutai profile)")
@@ -128,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_codec)
 
     s = sub.add_parser("demo", help="the main job: bundled speech clip over a lossy link; writes audio and a report")
-    s.add_argument("--profile", choices=PROFILE_CHOICES, default=DEFAULT_PROFILE)
+    s.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE)
     s.add_argument("--bandwidth", type=float, default=1100.0, help="payload budget in bps (550..2062.5)")
     s.add_argument("--loss", type=float, default=0.2, help="packet loss probability (Bernoulli)")
     s.add_argument("--recovery", default="auto", choices=["auto", "moshi", "repeat", "zero", "prefix"],
@@ -144,12 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands with their own argument parsers, in the modules that implement them.
 DELEGATED = {
-    "prepare-corpus": ("gnuradio.largesc.core.corpus", "build the offline training corpus for the mini models"),
-    "train-codec": ("gnuradio.largesc.core.train_codec", "train the mini token codec (resumable)"),
-    "train-lm": ("gnuradio.largesc.core.train_lm", "train the mini LM on mini tokens (resumable)"),
+    "prepare-corpus": ("gnuradio.largesc.training.corpus", "build the offline training corpus for the mini models"),
+    "train-codec": ("gnuradio.largesc.training.train_codec", "train the mini token codec (resumable)"),
+    "train-lm": ("gnuradio.largesc.training.train_lm", "train the mini LM on mini tokens (resumable)"),
     "eval": ("gnuradio.largesc.evaluation", "quality vs loss and bitrate against Opus, AAC and Codec 2 (needs the eval extra)"),
-    "run": ("gnuradio.largesc.run_app", "the whole lossy link (TX -> channel -> RX) as a headless flowgraph"),
-    "train-lora": ("gnuradio.largesc.core.train_lora", "LoRA fine-tuning of Moshi's LM for token recovery"),
+    "run": ("gnuradio.largesc.app.run_app", "the whole lossy link (TX -> channel -> RX) as a headless flowgraph"),
+    "train-lora": ("gnuradio.largesc.training.train_lora", "LoRA fine-tuning of Moshi's LM for token recovery"),
 }
 
 

@@ -15,7 +15,7 @@ Corruption: `token_data.corrupt` (p ~ U(0, 0.5), Bernoulli and burst erasures, U
 frames, rate-limited codebooks). Optimiser: AdamW, linear warm-up then cosine decay, gradient
 clipping; bf16 autocast on CUDA, fp32 on CPU. Checkpoints (safetensors) every `--save-every`
 steps in OUT/checkpoint_NNNNNN/; `--resume` continues from the newest one. Several GPUs:
-`torchrun --nproc_per_node=N -m gnuradio.largesc.core.train_lora ...` (DDP, one process per GPU).
+`torchrun --nproc_per_node=N -m gnuradio.largesc.training.train_lora ...` (DDP, one process per GPU).
 
 Output (OUT): the peft adapter (adapter_config.json + adapter_model.safetensors), moshi's format
 in OUT/moshi/ (lora.safetensors + config.json, every Linear present so moshi.server loads it
@@ -32,13 +32,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from . import torch_env  # noqa: F401  (NO_TORCH_COMPILE before moshi)
 import torch
 import torch.nn.functional as F
 from moshi.models.lm_utils import _delay_sequence, _undelay_sequence
 
-from . import frames, lm as lm_mod, token_data
+from ..core import torch_env  # noqa: F401  (NO_TORCH_COMPILE before moshi)
+from ..core.link import frames
+from ..core.profiles import DEFAULT_PROFILE, LM_PROFILES
+from ..core.recovery import lm as lm_mod
+from . import token_data
 
 TARGETS = {
     "main": r"transformer\.layers\.\d+\.(self_attn\.(in|out)_projs\.\d+|gating\.linear_(in|out))",
@@ -101,7 +103,7 @@ def make_data(args):
     if source.is_dir() and any(source.glob("*.npy")):
         corpus = token_data.TokenCorpus.from_dir(source, args.frames)
     else:
-        from . import codec as codec_mod
+        from ..core import codec as codec_mod
         cache = Path(args.cache or Path(args.out) / "tokens")
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         if not distributed or torch.distributed.get_rank() == 0:     # one process encodes
@@ -218,7 +220,7 @@ def _autocast(device: torch.device):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gr-largesc train-lora", description=__doc__.split("\n\n")[0])
-    p.add_argument("--profile", default="tiny", choices=lm_mod.LM_PROFILES, help="base LM profile")
+    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=LM_PROFILES, help="base LM profile")
     p.add_argument("--lm-weights", help="local Moshi LM safetensors (default: profile's)")
     p.add_argument("--lm-config", help="moshi config.json for --lm-weights")
     p.add_argument("--seed", type=int, default=0, help="seed of training (LoRA init, batches, corruption)")

@@ -25,7 +25,7 @@ import collections
 
 import numpy as np
 
-from . import frames
+from ..link import frames
 
 K = frames.NUM_CODEBOOKS
 CARD = frames.CODEBOOK_SIZE
@@ -121,99 +121,6 @@ class Recovery:
             else:
                 self.counters["frames_as_received"] += 1
         return out
-
-
-class ZeroRecovery(Recovery):
-    """Baseline: every unknown token becomes the fixed code `code`."""
-
-    name = "zero"
-
-    def __init__(self, *, code: int = 0, fill_not_sent: bool = True):
-        super().__init__(fill_not_sent=fill_not_sent)
-        if not 0 <= code < CARD:
-            raise ValueError(f"code must be in [0, {CARD}), got {code}")
-        self.code = code
-
-    def _push(self, tokens, states):
-        return [self.finish(tokens, states, self.wanted(states), np.full(K, self.code))]
-
-
-class RepeatRecovery(Recovery):
-    """Baseline: each unknown token repeats the last token emitted for that codebook."""
-
-    name = "repeat"
-
-    def __init__(self, *, fill_not_sent: bool = True):
-        super().__init__(fill_not_sent=fill_not_sent)
-        self.reset()
-
-    def reset(self) -> None:
-        self.last = np.zeros(K, dtype=np.int64)
-
-    def _push(self, tokens, states):
-        t, s = self.finish(tokens, states, self.wanted(states), self.last)
-        self.last = np.where(np.isin(s, DECODABLE), t, self.last)
-        return [(t, s)]
-
-
-class PrefixRecovery(Recovery):
-    """Baseline: decode only the received prefix of codebooks; nothing is generated.
-
-    The only fill: a frame whose codebook 0 is unknown repeats the last codebook 0, so that a
-    decoder always has a prefix of at least one codebook.
-    """
-
-    name = "prefix"
-
-    def __init__(self):
-        super().__init__(fill_not_sent=False)
-        self.reset()
-
-    def reset(self) -> None:
-        self.last0 = 0
-
-    def _push(self, tokens, states):
-        fill = np.zeros(K, dtype=bool)
-        fill[0] = not np.isin(states[0], KNOWN)
-        t, s = self.finish(tokens, states, fill, np.full(K, self.last0))
-        self.last0 = int(t[0])
-        return [(t, s)]
-
-
-def make_recovery(strategy: str, *, lm=None, fill_not_sent: bool = True, **kwargs) -> Recovery:
-    """Build a strategy by name; `moshi` needs an LM (see `moshi_recovery.MoshiRecovery`)."""
-    if strategy == "zero":
-        return ZeroRecovery(fill_not_sent=fill_not_sent, **kwargs)
-    if strategy == "repeat":
-        return RepeatRecovery(fill_not_sent=fill_not_sent)
-    if strategy == "prefix":
-        return PrefixRecovery()
-    if strategy == "moshi":
-        from .moshi_recovery import MoshiRecovery
-        if lm is None:
-            raise ValueError("strategy 'moshi' needs an LM (lm=...)")
-        return MoshiRecovery(lm, fill_not_sent=fill_not_sent, **kwargs)
-    raise ValueError(f"unknown recovery strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-
-
-def build_recovery(strategy: str = "moshi", *, profile: str = "tiny", device: str = "cpu",
-                   lora: str | None = None, lm_weights: str | None = None, lm_config: str | None = None,
-                   lm_seed: int = 0, force_cpu: bool = False, fill_not_sent: bool = True,
-                   zero_code: int = 0, **moshi_kwargs) -> Recovery:
-    """A strategy with its model: loads the LM of `profile` (+ LoRA) for `moshi`.
-
-    `moshi_kwargs` go to `MoshiRecovery` (temperature, top_k, seed, deadline_ms, prime_frames,
-    feedback). The full-size profiles refuse to start on CPU unless `force_cpu`.
-    """
-    if strategy == "zero":
-        return ZeroRecovery(code=zero_code, fill_not_sent=fill_not_sent)
-    if strategy != "moshi":
-        return make_recovery(strategy, fill_not_sent=fill_not_sent)
-    from . import lm as lm_mod
-    lm_mod.check_realtime(profile, device, force_cpu)
-    lm = lm_mod.load_lm(profile, weights=lm_weights or None, config=lm_config or None,
-                        lora=lora or None, device=device, seed=lm_seed)
-    return make_recovery("moshi", lm=lm, fill_not_sent=fill_not_sent, **moshi_kwargs)
 
 
 def recover(rec: Recovery, tokens: np.ndarray, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Receiver reassembly: hostile bytes in, every frame index out in order with per-codebook states.
 
-A :class:`Reassembler` validates packets (core.packet), unwraps the 12-bit sequence number,
+A :class:`Reassembler` validates packets (core.link.packet), unwraps the 12-bit sequence number,
 merges originals with the repeated copies carried d frames later, and emits one
 :class:`Frame` per frame index, in order:
 
@@ -32,7 +32,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from .frames import (NUM_CODEBOOKS, STATE_COPY, STATE_LOST, STATE_NOT_SENT, STATE_ORIGINAL)
+from .frames import NUM_CODEBOOKS, STATE_COPY, STATE_LOST, STATE_NOT_SENT, STATE_ORIGINAL
 from .packet import SEQ_MOD, PacketError, unpack
 
 _HALF = SEQ_MOD // 2

@@ -1,6 +1,6 @@
-"""WORLD feature cache for codec training (issue 9).
+"""WORLD feature cache for codec training (docs/models/mini.md).
 
-``python -m gnuradio.largesc.core.feature_cache [--corpus cache/corpus] [--out cache/corpus/feats]``
+``python -m gnuradio.largesc.training.feature_cache [--corpus cache/corpus] [--out cache/corpus/feats]``
 analyses every non-held-out clip of the corpus manifest with ``world_features.analyze`` and writes
 shards ``shard_00000.npz`` (``feats``: float16 [N, 28] concatenated, ``lengths``, ``paths``) of
 about ``--shard-minutes`` of audio each. Clips are taken in a seeded shuffled order, so the first
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import world_features as W
+from ..core.codec import world_features as W
 from .corpus import DEFAULT_OUT, load_audio_24k, read_manifest
 
 LOG = logging.getLogger("largesc.feature_cache")

@@ -3,7 +3,7 @@
 - `MarkovTokenSource`: a synthetic token process with real structure (a hidden state that mostly
   steps forward on a cycle; codebook 0 emitted from the state, codebook k a fixed function of
   codebook k-1, a little noise), so that a model can beat `repeat` and we can measure it.
-- `corrupt`: the training corruption recipe (paper-spec §6) as per-token `frames.STATE_*` codes.
+- `corrupt`: the training corruption recipe (docs/models/mini.md) as per-token `frames.STATE_*` codes.
 - `erasure_states`: a plain Bernoulli frame-erasure channel with UEP copies, for evaluation.
 - `TokenCorpus`: token files (`.npy`, int16 [8, F]) cached from wav folders or a jsonl manifest.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import frames
+from ..core.link import frames
 
 K = frames.NUM_CODEBOOKS
 

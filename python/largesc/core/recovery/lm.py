@@ -22,15 +22,15 @@ import json
 import math
 from pathlib import Path
 
-from . import torch_env  # noqa: F401  (sets NO_TORCH_COMPILE before moshi is imported)
 import torch
 from moshi.models import loaders
 from moshi.models.lm import LMModel
 
-from .codec import ModelFileError
+from .. import torch_env  # noqa: F401  (sets NO_TORCH_COMPILE before moshi is imported)
+from ..codec import ModelFileError
+from ..profiles import LM_PROFILES, models_dir
 
-LM_PROFILES = ("tiny", "kyutai-arch", "kyutai", "mini")
-MINI_LM_DIR = Path(__file__).resolve().parents[1] / "models" / "mini" / "lm"
+MINI_LM_DIR = models_dir() / "mini" / "lm"
 MINI_LM_CONFIG, MINI_LM_WEIGHTS = "config.json", "model.safetensors"
 MINI_LORA_DIR = MINI_LM_DIR.parent / "lora"   # the shipped recovery adapter (peft format)
 KYUTAI_REPO = loaders.DEFAULT_REPO

@@ -1,6 +1,6 @@
-"""Evaluate a `mini` codec on the held-out split (issue 9).
+"""Evaluate a `mini` codec on the held-out split (docs/models/mini.md).
 
-``python -m gnuradio.largesc.core.eval_mini_codec --weights models/mini/codec [--corpus cache/corpus]
+``python -m gnuradio.largesc.evaluation.mini_codec_eval --weights models/mini/codec [--corpus cache/corpus]
 [--prefixes 8,6,4] [--codec2] [--json out.json]``
 
 Groups (from the corpus manifest, split ``heldout``):
@@ -33,10 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import DEFAULT_OUT, REPO_ROOT, load_audio_24k, read_manifest, write_wav
+from ..core.profiles import models_dir
+from ..training.corpus import DEFAULT_OUT, load_audio_24k, read_manifest, write_wav
+from ..training.workspace import CACHE
 
 LOG = logging.getLogger("largesc.eval_mini")
-WHISPER_DIR = REPO_ROOT / "cache" / "whisper-base-ct2"
+WHISPER_DIR = CACHE / "whisper-base-ct2"
 
 
 def whisper_base_dir() -> Path:
@@ -164,8 +166,8 @@ def evaluate(weights: str, corpus: Path, prefixes=(8, 6, 4), with_codec2=False, 
              wer=True, save_audio: Path | None = None, threads: int = 1, wer_groups=None) -> dict:
     import torch
     torch.set_num_threads(threads)
-    from .mini_codec import load_mini_codec
-    from . import world_features as W
+    from ..core.codec import world_features as W
+    from ..core.codec.mini import load_mini_codec
     codec = load_mini_codec(weights)
     rows = read_manifest(corpus, splits=("heldout",))
     groups: dict[str, list[dict]] = {}
@@ -185,7 +187,6 @@ def evaluate(weights: str, corpus: Path, prefixes=(8, 6, 4), with_codec2=False, 
         per = {s: {"stoi": [], "err": [], "words": []} for s in systems}
         for r in rs:
             x = load_audio_24k(corpus / r["path"])
-            n = -(-len(x) // 1920) * 1920
             outs = {}
             codes = codec.encode(x)
             for k in prefixes:
@@ -234,7 +235,7 @@ def evaluate(weights: str, corpus: Path, prefixes=(8, 6, 4), with_codec2=False, 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="eval-mini-codec", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", default=str(Path(__file__).resolve().parents[1] / "models" / "mini" / "codec"))
+    ap.add_argument("--weights", default=str(models_dir() / "mini" / "codec"))
     ap.add_argument("--corpus", default=str(DEFAULT_OUT))
     ap.add_argument("--prefixes", default="8,6,4")
     ap.add_argument("--codec2", action="store_true")

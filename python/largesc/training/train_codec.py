@@ -1,4 +1,4 @@
-"""Train the `mini` codec (issue 9): ``gr-largesc train-codec`` / ``python -m gnuradio.largesc.core.train_codec``.
+"""Train the `mini` codec (docs/models/mini.md): ``gr-largesc train-codec`` / ``python -m gnuradio.largesc.training.train_codec``.
 
 Input: WORLD feature shards made by ``feature_cache`` from the corpus (``cache/corpus/feats``);
 new shards are picked up while training runs. Held-out clips are never in those shards, and the
@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .workspace import CACHE
+
 LOG = logging.getLogger("largesc.train_codec")
-REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class ShardData:
@@ -105,8 +106,8 @@ def sample_nq(rng: random.Random) -> int:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="train-codec", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--feats", default=str(REPO_ROOT / "cache" / "corpus" / "feats"))
-    ap.add_argument("--run-dir", default=str(REPO_ROOT / "cache" / "train" / "codec_mini"))
+    ap.add_argument("--feats", default=str(CACHE / "corpus" / "feats"))
+    ap.add_argument("--run-dir", default=str(CACHE / "train" / "codec_mini"))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default=None, help="cuda / cpu (default: cuda if available)")
     ap.add_argument("--batch", type=int, default=16)
@@ -144,11 +145,11 @@ def main(argv=None) -> int:
     os.environ.setdefault("NO_TORCH_COMPILE", "1")
     import torch
     from safetensors.torch import load_file
-    from .train_run import load_optim, open_run, save_run
 
+    from ..core.codec import world_features as W
+    from ..core.codec.mini import MiniCodecModel, MiniConfig, feature_loss, mcep_weights, save_mini_codec
     from .corpus import load_heldout
-    from .mini_codec import MiniCodecModel, MiniConfig, feature_loss, mcep_weights, save_mini_codec
-    from . import world_features as W
+    from .run_folder import load_optim, open_run, save_run
 
     dev, run, state = open_run(a.run_dir, a.threads, a.device)
 

@@ -41,8 +41,8 @@ from moshi.models.lm import LMGen, LMModel
 from moshi.utils.compile import CUDAGraphed
 from moshi.utils.sampling import multinomial
 
-from . import frames
-from .recovery import KNOWN, K, Recovery
+from ..link import frames
+from .base import KNOWN, K, Recovery
 
 log = logging.getLogger(__name__)
 SAMPLE = -2      # plan value: sample this codebook (moshi's ungenerated_token_id)

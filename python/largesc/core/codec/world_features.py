@@ -1,4 +1,4 @@
-"""WORLD vocoder features for the `mini` codec (issue 9).
+"""WORLD vocoder features for the `mini` codec (docs/models/mini.md).
 
 Analysis runs at 16 kHz with a 5 ms hop, so one 80 ms codec frame (1920 samples at 24 kHz) holds
 exactly ``SUBFRAMES = 16`` feature frames. Per feature frame (``FEAT_DIM = 28`` values):
@@ -84,7 +84,6 @@ def analyze16(x16: np.ndarray, n_frames: int | None = None, rows: slice | None =
     rows equal those of the full analysis; the envelope and aperiodicity, per frame, are the
     cost this saves: the streaming encoder needs 16 of the buffer's 80)."""
     import pyworld as pw
-    import pysptk
     x = np.ascontiguousarray(np.asarray(x16, np.float64))
     if n_frames is None:
         n_frames = len(x) // HOP
@@ -126,7 +125,6 @@ def analyze(x24: np.ndarray, rows: slice | None = None) -> np.ndarray:
 def unpack(feats: np.ndarray):
     """features -> (f0 Hz with 0 for unvoiced, spectral envelope [N, FFT/2+1], aperiodicity [N, FFT/2+1])."""
     import pyworld as pw
-    import pysptk
     f = np.asarray(feats, np.float64)
     mc = np.ascontiguousarray(f[:, :N_MCEP])
     sp = mc2sp(mc)

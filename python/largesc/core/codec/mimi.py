@@ -1,101 +1,40 @@
-"""Token codecs: audio <-> 8 codebooks of 11-bit tokens per 80 ms frame.
-
-`TokenCodec` is the interface every codec implements (Mimi here, `mini` elsewhere), so nothing
-downstream knows which codec it has. `load_codec` builds one from a profile or explicit files.
-"""
+"""Kyutai's Mimi (moshi.models.MimiModel) behind the TokenCodec interface: the `kyutai`,
+`kyutai-arch` and `tiny` profiles (real weights, random full-size, random small)."""
 from __future__ import annotations
 
-import logging
+import copy
 from pathlib import Path
 
 import numpy as np
+import torch  # noqa: E402
+from moshi.models import loaders  # noqa: E402
 
-from . import torch_env  # noqa: F401  (sets NO_TORCH_COMPILE before moshi is imported)
-import torch
+from .. import torch_env  # noqa: F401  (sets NO_TORCH_COMPILE before moshi is imported)
+from ..link import frames  # noqa: E402
+from .base import ModelFileError, TokenCodec, check_codes  # noqa: E402
 
-from . import frames, profiles
-
-log = logging.getLogger(__name__)
-
-
-class ModelFileError(RuntimeError):
-    """A weight or config file is missing, unreadable or does not fit the architecture."""
+KYUTAI_REPO = loaders.DEFAULT_REPO
+KYUTAI_MIMI_FILE = loaders.MIMI_NAME
 
 
-class TokenCodec:
-    """Interface: 24 kHz mono float32 audio <-> int64 codes [K, F] (K codebooks, F frames)."""
-
-    sample_rate = frames.SAMPLE_RATE
-    frame_samples = frames.FRAME_SAMPLES
-    stream_delay_frames = 0   # frames of algorithmic delay the streaming path adds
-    encoder_delay_frames = 0  # of which the encoder's look-ahead (the rest is the decoder's)
-    latent_dim: int
-    num_codebooks: int
-
-    def encode(self, pcm: np.ndarray) -> np.ndarray:
-        return self.encode_latent(pcm)[0]
-
-    def encode_latent(self, pcm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
-
-    def decode(self, codes: np.ndarray, prefix: np.ndarray | None = None) -> np.ndarray:
-        """codes [k, F] -> pcm [F * 1920]; `prefix` [F] (optional): use only the first prefix[f]
-        codebooks of frame f (1..k), so frames with different numbers of known codebooks decode
-        in one call."""
-        raise NotImplementedError
-
-    def start_streaming(self) -> None:
-        raise NotImplementedError
-
-    def stop_streaming(self) -> None:
-        raise NotImplementedError
-
-    def reset(self) -> None:
-        raise NotImplementedError
-
-    def stream_encode(self, pcm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
-
-    def stream_decode(self, codes: np.ndarray, prefix: np.ndarray | None = None) -> np.ndarray:
-        raise NotImplementedError
+def mimi_config(profile: str) -> dict:
+    """Mimi architecture config for a profile (kyutai/kyutai-arch share moshi's default)."""
+    if profile in ("kyutai", "kyutai-arch"):
+        return copy.deepcopy(loaders._mimi_config)
+    if profile == "tiny":
+        return tiny_mimi_config()
+    raise ValueError(f"profile {profile!r} has no Mimi config")
 
 
-def latent_activity_db(latent: np.ndarray) -> np.ndarray:
-    """Per-frame activity of an unquantised latent [D, F]: 10*log10(mean square) in dB -> [F]."""
-    return (10.0 * np.log10(np.mean(np.square(latent, dtype=np.float64), axis=0) + 1e-10)).astype(np.float32)
-
-
-def frame_level_db(pcm: np.ndarray, num_frames: int | None = None) -> np.ndarray:
-    """Per-frame input level of 24 kHz audio: 10*log10(mean square) of each 80 ms frame (dBFS) -> [F].
-    The audio is zero-padded to `num_frames` frames (default: its whole frames)."""
-    pcm = np.asarray(pcm, np.float64)
-    nfr = len(pcm) // frames.FRAME_SAMPLES if num_frames is None else int(num_frames)
-    x = np.pad(pcm, (0, max(0, nfr * frames.FRAME_SAMPLES - len(pcm))))[: nfr * frames.FRAME_SAMPLES]
-    return (10.0 * np.log10(np.mean(x.reshape(nfr, frames.FRAME_SAMPLES) ** 2, axis=1) + 1e-10)).astype(np.float32)
-
-
-def activity_source(codec) -> str:
-    """What the controller's per-frame activity comes from for `codec`: "latent" (Mimi: the
-    unquantised latent's level) or "audio" (the input frame level; codecs whose latent does not
-    follow the speech level say so with a class attribute `activity_source = "audio"`)."""
-    return getattr(codec, "activity_source", "latent")
-
-
-def activity_db(codec, pcm: np.ndarray, latent: np.ndarray) -> np.ndarray:
-    """The controller's activity (dB) per frame of a clip encoded offline: [F], F = latent frames."""
-    if activity_source(codec) == "audio":
-        return frame_level_db(pcm, latent.shape[1])
-    return latent_activity_db(latent)
-
-
-def check_codes(codes: np.ndarray, max_codebooks: int = frames.NUM_CODEBOOKS) -> np.ndarray:
-    """Validate a [k, F] code array for decoding: 1 <= k <= max_codebooks, values in [0, 2048)."""
-    codes = np.asarray(codes)
-    if codes.ndim != 2 or not 1 <= codes.shape[0] <= max_codebooks:
-        raise ValueError(f"codes must have shape [k, F] with 1 <= k <= {max_codebooks}, got {codes.shape}")
-    if codes.size and (codes.min() < 0 or codes.max() >= frames.CODEBOOK_SIZE):
-        raise ValueError(f"codes must lie in [0, {frames.CODEBOOK_SIZE}); got range [{codes.min()}, {codes.max()}]")
-    return codes.astype(np.int64, copy=False)
+def tiny_mimi_config() -> dict:
+    """A small Mimi: same frame geometry (24 kHz, 12.5 Hz, hop 1920) and 8 x 2048 codebooks."""
+    cfg = copy.deepcopy(loaders._mimi_config)
+    dim = 64
+    cfg["seanet"].update(dimension=dim, n_filters=8)
+    cfg["quantizer"].update(dimension=32, n_q=8, input_dimension=dim, output_dimension=dim)
+    cfg["transformer"].update(d_model=dim, num_heads=4, num_layers=1, dim_feedforward=128,
+                              input_dimension=dim, output_dimensions=[dim], context=32)
+    return cfg
 
 
 class MimiCodec(TokenCodec):
@@ -264,12 +203,12 @@ def _kyutai_mimi_file(mimi_weights: str | Path | None) -> Path:
         return path
     from huggingface_hub import hf_hub_download
     try:
-        return Path(hf_hub_download(profiles.KYUTAI_REPO, profiles.KYUTAI_MIMI_FILE))
+        return Path(hf_hub_download(KYUTAI_REPO, KYUTAI_MIMI_FILE))
     except Exception as exc:  # offline, no cache, no network: say which file and how to get it
         raise ModelFileError(
-            f"Kyutai Mimi weights '{profiles.KYUTAI_MIMI_FILE}' from '{profiles.KYUTAI_REPO}' are not in the "
+            f"Kyutai Mimi weights '{KYUTAI_MIMI_FILE}' from '{KYUTAI_REPO}' are not in the "
             f"Hugging Face cache and could not be downloaded ({type(exc).__name__}). On a machine with network "
-            f"run: huggingface-cli download {profiles.KYUTAI_REPO} {profiles.KYUTAI_MIMI_FILE}, or pass the file "
+            f"run: huggingface-cli download {KYUTAI_REPO} {KYUTAI_MIMI_FILE}, or pass the file "
             f"with --mimi-weights / mimi_weights=") from exc
 
 
@@ -281,55 +220,3 @@ def _load_mimi_file(path: Path, config: dict, device: torch.device):
         return loaders.get_mimi(path, config, device=device)
     except Exception as exc:
         raise ModelFileError(f"cannot load Mimi weights {path}: {type(exc).__name__}: {exc}") from exc
-
-
-def load_codec(profile: str = "tiny", *, mimi_weights: str | Path | None = None,
-               mimi_config: str | Path | dict | None = None, device: str = "cpu",
-               num_codebooks: int = frames.NUM_CODEBOOKS, seed: int = 0) -> TokenCodec:
-    """Build the codec of a profile, or of explicit local files (weights + optional config json)."""
-    import json
-    profiles.check_profile(profile)
-    dev = torch_env.resolve_device(device)
-    torch_env.disable_compile_on_cpu(dev)
-    if profile == "mini":
-        try:
-            from . import mini_codec
-        except ImportError as exc:
-            raise RuntimeError(f"profile 'mini' needs the WORLD vocoder packages ({exc.name}): "
-                               "install them with LARGESC_EXTRAS=mini scripts/install_env.sh") from exc
-        folder = mini_weights_dir(mimi_weights)
-        try:
-            return mini_codec.load_mini_codec(folder, device=str(dev), num_codebooks=num_codebooks)
-        except Exception as exc:   # missing, truncated or mismatched files: one error naming them
-            raise ModelFileError(f"cannot load the mini codec from {folder} "
-                                 f"({mini_codec.CONFIG_NAME} + {mini_codec.WEIGHTS_NAME}): "
-                                 f"{type(exc).__name__}: {exc}") from exc
-    if isinstance(mimi_config, (str, Path)):
-        cfg_path = Path(mimi_config)
-        if not cfg_path.is_file():
-            raise ModelFileError(f"Mimi config not found: {cfg_path}")
-        try:
-            config = json.loads(cfg_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ModelFileError(f"cannot read Mimi config {cfg_path}: {exc}") from exc
-        if not isinstance(config, dict):
-            raise ModelFileError(f"Mimi config {cfg_path} is not a JSON object")
-    else:
-        config = mimi_config if mimi_config is not None else profiles.mimi_config(profile)
-    if profile == "kyutai" or mimi_weights is not None:
-        path = _kyutai_mimi_file(mimi_weights)
-        model = _load_mimi_file(path, config, dev)
-        desc = f"Mimi weights {path}"
-    else:
-        model = _random_mimi(config, dev, seed)
-        desc = f"{profile}: random weights (seed {seed})"
-    return MimiCodec(model, dev, num_codebooks, description=desc)
-
-
-def mini_weights_dir(override: str | Path | None = None) -> Path:
-    """Where the `mini` codec lives: `override`, else $LARGESC_MODELS/mini/codec, else the package's models/."""
-    import os
-    if override is not None:
-        return Path(override)
-    root = Path(os.environ.get("LARGESC_MODELS", Path(__file__).resolve().parents[1] / "models"))
-    return root / "mini" / "codec"

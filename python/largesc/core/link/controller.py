@@ -8,7 +8,7 @@ I_nc = min(1, p / p_sat) (:func:`channel_demand`), and then decides with :func:`
   non-speech frames send `dtx_tokens` < 4);
 - R_n: codebooks 0..R_n-1 of frame n-d to repeat in this packet (R_n <= N_{n-d}, <= 7).
 
-Rules (paper-spec §3, reference algorithm A): token totals stay in 4..15 per frame without
+Rules (docs/controller.md): token totals stay in 4..15 per frame without
 DTX (550..2062.5 bps); the payload rate averaged over any window of `window` frames never
 exceeds the budget B (:class:`RateWindow`); quiet frames leave credit that speech frames spend;
 R grows with p; copies protect codebook 0 (semantic) first, then low acoustic codebooks, and

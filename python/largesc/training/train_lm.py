@@ -1,4 +1,4 @@
-"""Train the `mini` LM (issue 9): ``gr-largesc train-lm`` / ``python -m gnuradio.largesc.core.train_lm``.
+"""Train the `mini` LM (docs/models/mini.md): ``gr-largesc train-lm`` / ``python -m gnuradio.largesc.training.train_lm``.
 
 The "foundation" step of the paper at small scale: moshi's own ``LMModel`` with a small config
 (``lm.mini_lm_kwargs``: Moshi's stream layout, text + 8 generated codebooks of 2048, delays 0/1,
@@ -28,16 +28,19 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.profiles import models_dir
+from .workspace import CACHE
+
 LOG = logging.getLogger("largesc.train_lm")
-REPO_ROOT = Path(__file__).resolve().parents[3]
 K = 8
 
 
 def encode_feature_shards(feat_dir: Path, codec_dir: Path, out: Path) -> int:
     """Encode every clip of the feature shards with the mini codec's encoder -> out/*.npy (int16 [8, F])."""
     import torch
+
+    from ..core.codec.mini import load_mini_codec
     from .feature_cache import list_shards, load_shard
-    from .mini_codec import load_mini_codec
     out.mkdir(parents=True, exist_ok=True)
     done = out / "DONE"
     if done.exists():
@@ -78,11 +81,11 @@ def lm_loss(lm, codes, cb0_weight: float = 2.0):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gr-largesc train-lm", description=__doc__.split("\n\n")[0])
-    p.add_argument("--feats", default=str(REPO_ROOT / "cache" / "corpus" / "feats"))
-    p.add_argument("--codec", default=str(REPO_ROOT / "python" / "largesc" / "models" / "mini" / "codec"),
+    p.add_argument("--feats", default=str(CACHE / "corpus" / "feats"))
+    p.add_argument("--codec", default=str(models_dir() / "mini" / "codec"),
                    help="mini codec folder used to tokenise --feats")
     p.add_argument("--tokens", default=None, help="folder of *.npy token files (skips --feats)")
-    p.add_argument("--out", default=str(REPO_ROOT / "cache" / "train" / "lm_mini"))
+    p.add_argument("--out", default=str(CACHE / "train" / "lm_mini"))
     p.add_argument("--dim", type=int, default=160)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--dep-dim", type=int, default=96)
@@ -109,11 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from . import torch_env  # noqa: F401  (NO_TORCH_COMPILE before moshi)
     import torch
     from safetensors.torch import load_file
-    from .train_run import load_optim, open_run, save_run, save_weights
-    from . import lm as lm_mod, token_data
+
+    from ..core import torch_env  # noqa: F401  (NO_TORCH_COMPILE before moshi)
+    from ..core.recovery import lm as lm_mod
+    from . import token_data
+    from .run_folder import load_optim, open_run, save_run, save_weights
 
     dev, out, state = open_run(a.out, a.threads, a.device)
     if state is None:

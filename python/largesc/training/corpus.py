@@ -1,4 +1,4 @@
-"""Build the `mini` training corpus from offline sources (issue 9).
+"""Build the `mini` training corpus from offline sources (docs/models/mini.md).
 
 Everything ends up as 24 kHz mono 16-bit WAV under ``<out>/wav/<source>/`` with one manifest line
 per clip in ``<out>/manifest.jsonl``::
@@ -21,7 +21,7 @@ The held-out evaluation split is defined by the committed ``data/heldout.json``:
 voices get ``split: "heldout"`` and no trainer reads them. A few percent of the training voices'
 clips get ``split: "valid"`` (validation loss only).
 
-Usage: ``python -m largesc.core.corpus [--out cache/corpus] [--synth-minutes 90] [--jobs 1]``.
+Usage: ``python -m gnuradio.largesc.training.corpus [--out cache/corpus] [--synth-minutes 90] [--jobs 1]``.
 Re-running skips clips already on disk (the manifest is rewritten from scratch each time).
 """
 from __future__ import annotations
@@ -46,11 +46,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .workspace import CACHE, HELDOUT_FILE  # noqa: F401  (HELDOUT_FILE: the split's file, for callers)
+
 LOG = logging.getLogger("largesc.corpus")
 SAMPLE_RATE = 24000
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_OUT = REPO_ROOT / "cache" / "corpus"
-HELDOUT_FILE = REPO_ROOT / "data" / "heldout.json"
+DEFAULT_OUT = CACHE / "corpus"
 ASTERISK = Path("/usr/share/asterisk/sounds")
 
 # (speaker dir or glob, source package, licence, lang, transcript file)
@@ -136,6 +136,7 @@ def load_audio_24k(path: str | Path) -> np.ndarray:
     x, fs = read_wav(path)
     if fs != SAMPLE_RATE:
         from math import gcd
+
         from scipy.signal import resample_poly
         g = gcd(fs, SAMPLE_RATE)
         x = resample_poly(x, SAMPLE_RATE // g, fs // g).astype(np.float32)
@@ -476,7 +477,7 @@ def synthetic(out: Path, held: dict, minutes: float, seed: int, jobs_n: int) -> 
 def build(out: Path, synth_minutes: float, seed: int, jobs_n: int, skip_synth: bool = False) -> list[dict]:
     held = load_heldout()
     out.mkdir(parents=True, exist_ok=True)
-    rows = real_external(out, held, REPO_ROOT / "cache" / "src")
+    rows = real_external(out, held, CACHE / "src")
     LOG.info("external held-out clips: %d", len(rows))
     rows += real_asterisk(out, held)
     LOG.info("after asterisk: %d clips", len(rows))

@@ -1,4 +1,4 @@
-"""`mini`: a small Mimi-compatible token codec over WORLD vocoder features (issue 9).
+"""`mini`: a small Mimi-compatible token codec over WORLD vocoder features (docs/models/mini.md).
 
 Token interface exactly as Mimi's: 24 kHz audio, 80 ms frames (12.5 Hz), 8 codebooks of 2048
 entries, coarse to fine (residual VQ, codebook 0 most important), every prefix decodes (trained
@@ -23,7 +23,6 @@ The offline ``encode``/``decode`` have no delay: their output is aligned with th
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -264,7 +263,7 @@ def load_mini_codec(weights_dir, device="cpu", num_codebooks: int = 8) -> "MiniC
 # ----------------------------------------------------------------------------- codec interface
 
 class MiniCodec:
-    """Codec interface shared with MimiCodec (see core/codec.py): 24 kHz float32 audio <-> int64
+    """Codec interface shared with MimiCodec (see core/codec/): 24 kHz float32 audio <-> int64
     codes [K, F] with K <= 8 codebooks of 2048 entries at 12.5 Hz."""
 
     sample_rate = SAMPLE_RATE
@@ -399,7 +398,6 @@ class MiniCodec:
         x = np.asarray(pcm, np.float32).reshape(-1)
         if len(x) % FRAME_SAMPLES:
             raise ValueError("stream_encode takes whole frames of 1920 samples")
-        m = self.model
         codes_out, lat_out = [], []
         for i in range(0, len(x), FRAME_SAMPLES):
             self._enc_audio = np.concatenate([self._enc_audio, x[i:i + FRAME_SAMPLES]])

@@ -1,0 +1,151 @@
+"""The LargeSC loopback as a GNU Radio flowgraph (TX -> channel -> RX) and `run()`, which runs
+it on a wav file and returns the summary (app/run_summary.py). `gr-largesc run` (app/run_app.py)
+is its command line."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+from .run_options import LOSS_MODELS, _taps, checked_options
+from .run_summary import _summary
+
+os.environ.setdefault("NO_TORCH_COMPILE", "1")
+
+PAD_FRAMES = 2          # silence appended so the resamplers' filters release the input's end
+
+
+def loopback_flowgraph(x, rate, o, d_max, out_rate=None, source=None, sink=None):
+    """The top block: vector source -> largesc_tx -> erasure channel -> largesc_rx -> vector sink.
+
+    `source` (a float stream block, or a sequence of blocks connected in a chain) replaces the
+    vector source of `x`, and `sink` (a float stream sink) the vector sink: scripts/soak.py uses
+    a looping source and a counting sink so that an hour of audio needs no hour-long buffers.
+    """
+    from gnuradio import blocks, gr
+
+    from ..largesc_rx import largesc_rx
+    from ..largesc_tx import largesc_tx
+    from ..packet_erasure_channel import packet_erasure_channel
+
+    class _loopback(gr.top_block):
+        def __init__(self):
+            gr.top_block.__init__(self, "largesc_run")
+            chain = (source if isinstance(source, (list, tuple)) else [source]) if source is not None \
+                else [blocks.vector_source_f(x.tolist(), False)]
+            self.source = chain[0]
+            self.tx = largesc_tx(samp_rate=rate, profile=o.profile, bandwidth_bps=o.bandwidth, d=o.d,
+                                 loss_rate=o.loss, use_feedback=o.feedback == "loop", dtx=o.dtx,
+                                 device=o.device, num_threads=o.threads, seed=o.seed,
+                                 frame_by_frame=not o.batch)
+            if o.channel == "phy":
+                from ..packet_phy import packet_phy
+                self.channel = packet_phy(snr_db=o.snr, freq_offset=o.freq_offset,
+                                          taps=_taps(o.taps), seed=o.seed)
+            else:
+                self.channel = packet_erasure_channel(LOSS_MODELS[o.loss_model], o.loss,
+                                                      mean_burst=o.burst, trace_file=o.trace,
+                                                      seed=o.seed)
+            self.rx = largesc_rx(samp_rate=out_rate or rate, profile=o.profile, d=o.d, d_max=d_max,
+                                 recovery=o.recovery, device=o.device, num_threads=o.threads,
+                                 seed=o.seed, lm_profile=o.lm_profile, frame_by_frame=not o.batch)
+            self.sink = blocks.vector_sink_f() if sink is None else sink
+            self.connect(*chain, self.tx)
+            self.msg_connect(self.tx, "pdus", self.channel, "pdus")
+            self.msg_connect(self.channel, "pdus", self.rx, "pdus")
+            self.msg_connect(self.rx, "feedback", self.tx, "feedback")
+            self.connect(self.rx, self.sink)
+            self.tx.pace_with(self.rx, max_lead_frames=max(o.max_lead, d_max + 2))
+
+        def get_stats(self) -> dict:
+            """{'tx', 'channel', 'rx'}: every block's counters (gr-dvbs2rx style), any thread."""
+            return {"tx": self.tx.get_stats(), "channel": self.channel.get_stats(),
+                    "rx": self.rx.get_stats()}
+
+    return _loopback()
+
+
+def _progress(tb, total, stop, stream, stats_interval=0.0, quiet=False):
+    """Progress lines every second; with stats_interval > 0 also tb.get_stats() as JSON lines."""
+    t0 = last_stats = time.monotonic()
+    while not stop.wait(1.0 if not quiet else max(0.1, stats_interval)):
+        now = time.monotonic()
+        if not quiet:
+            sent = tb.tx.controller.get_stats()["frames"]
+            done = tb.rx.decoder.get_stats()["frames"]
+            stream.write(f"[{now - t0:6.1f} s] frames sent {sent}/{total}, decoded {done}/{total}\n")
+        if stats_interval > 0 and now - last_stats >= stats_interval - 0.05:
+            last_stats = now
+            stream.write(json.dumps({"t": round(now - t0, 2), "stats": tb.get_stats()}) + "\n")
+        stream.flush()
+
+
+def run(options) -> dict:
+    """Run the loopback; write the output wav; return the summary dict (see module doc)."""
+    import numpy as np
+
+    from ..core import audio_io
+    from ..core.link import frames
+    from ..gr_support.hier import release_hier_blocks
+    from ..gr_support.rates import rational_ratio
+
+    o, d_max = checked_options(options)
+    x, rate = audio_io.read_wav(o.input)
+    rational_ratio(rate)                                 # refuses odd rates early
+    n_in = len(x)
+    frame_in = rate * frames.FRAME_SAMPLES / frames.SAMPLE_RATE
+    pad = int(round(PAD_FRAMES * frame_in)) + (-n_in) % max(1, int(round(frame_in)))
+    x = np.concatenate([x, np.zeros(pad, np.float32)])
+
+    t_load = time.perf_counter()
+    out_rate = o.out_rate or rate
+    rational_ratio(out_rate)
+    n_out = int(round(n_in * out_rate / rate))
+    tb = loopback_flowgraph(x, rate, o, d_max, out_rate)
+    tx, ch, rx, snk = tb.tx, tb.channel, tb.rx, tb.sink
+    load_s = time.perf_counter() - t_load
+
+    total = int(len(x) * frames.SAMPLE_RATE // rate) // frames.FRAME_SAMPLES
+    stop = threading.Event()
+    prog = None
+    if not o.quiet:
+        chan = (f"GMSK PHY at SNR {o.snr:g} dB" if o.channel == "phy"
+                else f"p = {o.loss:g} ({o.loss_model})")
+        sys.stderr.write(f"gr-largesc run: {o.input} ({n_in / rate:.2f} s at {rate} Hz), profile "
+                         f"{o.profile}, B = {o.bandwidth:g} bps, {chan}, "
+                         f"recovery {o.recovery}, seed {o.seed}\n")
+    if not o.quiet or o.stats_interval > 0:
+        prog = threading.Thread(target=_progress, args=(tb, total, stop, sys.stderr,
+                                                        o.stats_interval, o.quiet), daemon=True)
+        prog.start()
+    interrupted = []
+    old_handler = None
+    if threading.current_thread() is threading.main_thread():
+        def on_sigint(signum, frame):               # Ctrl-C: stop the flowgraph, keep what came out
+            interrupted.append(True)
+            tb.stop()
+        old_handler = signal.signal(signal.SIGINT, on_sigint)
+    t0 = time.perf_counter()
+    try:
+        tb.start()
+        tb.wait()
+    finally:
+        if old_handler is not None:
+            signal.signal(signal.SIGINT, old_handler)
+        stop.set()
+        if prog is not None:
+            prog.join()
+    run_s = time.perf_counter() - t0
+
+    y = np.array(snk.data(), dtype=np.float32)[:n_out]
+    if len(y) < n_out:                                   # only after Ctrl-C: keep the length promise
+        y = np.concatenate([y, np.zeros(n_out - len(y), np.float32)])
+    audio_io.write_wav(o.output, y, out_rate)
+    summary = _summary(o, rate, n_in, tx, ch, rx, load_s, run_s, d_max)
+    release_hier_blocks(tx, ch, rx)             # GNU Radio issue #7706: else never freed
+    summary.update(output_rate=out_rate, output_samples=n_out)
+    summary["interrupted"] = bool(interrupted)
+    return summary

@@ -1,0 +1,39 @@
+"""Token recovery: strategies that fill lost tokens, behind one factory, `build()`.
+
+`base` holds the interface and its rules (see its docstring), `baselines` the zero / repeat /
+prefix strategies, `moshi` the LM strategy (Moshi's LMModel, + LoRA), `lm` the LM loading.
+"""
+from __future__ import annotations
+
+from .base import CARD, DECODABLE, KNOWN, STRATEGIES, K, Recovery, decodable_prefix, recover, token_accuracy  # noqa: F401
+from .baselines import PrefixRecovery, RepeatRecovery, ZeroRecovery  # noqa: F401
+
+
+def build(strategy: str, *, lm=None, profile: str | None = None, device: str = "cpu",
+          lora: str | None = None, lm_weights: str | None = None, lm_config: str | None = None,
+          lm_seed: int = 0, force_cpu: bool = False, fill_not_sent: bool = True,
+          zero_code: int = 0, **moshi_kwargs) -> Recovery:
+    """A strategy by name (`STRATEGIES`), with its model for `moshi`.
+
+    `moshi` takes an LM object (`lm=`), or loads the LM of `profile` (default: the default
+    profile, core.profiles) + LoRA; the full-size profiles refuse to start on CPU unless
+    `force_cpu`. `moshi_kwargs` go to `MoshiRecovery` (temperature, top_k, seed, deadline_ms,
+    prime_frames, feedback).
+    """
+    if strategy == "zero":
+        return ZeroRecovery(code=zero_code, fill_not_sent=fill_not_sent)
+    if strategy == "repeat":
+        return RepeatRecovery(fill_not_sent=fill_not_sent)
+    if strategy == "prefix":
+        return PrefixRecovery()
+    if strategy != "moshi":
+        raise ValueError(f"unknown recovery strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    from .moshi import MoshiRecovery
+    if lm is None:
+        from ..profiles import DEFAULT_PROFILE
+        from . import lm as lm_mod
+        profile = profile or DEFAULT_PROFILE
+        lm_mod.check_realtime(profile, device, force_cpu)
+        lm = lm_mod.load_lm(profile, weights=lm_weights or None, config=lm_config or None,
+                            lora=lora or None, device=device, seed=lm_seed)
+    return MoshiRecovery(lm, fill_not_sent=fill_not_sent, **moshi_kwargs)
