@@ -71,7 +71,7 @@ from gnuradio.largesc.gr_support.pdu import BadMessage, eos_frames, is_eos, pars
 
 K = NUM_CODEBOOKS
 PDUS = pmt.intern("pdus")
-REFUSAL_REASONS = {"not_pdu", "not_u8vector", "bad_meta"}      # packet_pdu.BadMessage reasons
+REFUSAL_REASONS = {"not_pdu", "not_u8vector", "bad_meta"}      # gr_support.pdu.BadMessage reasons
 MAX_FRAMES = 400                  # examples whose reference exceeds this are not run (time)
 RECOVERIES = ["zero", "repeat", "prefix", "moshi"]
 

@@ -1,6 +1,6 @@
 """GNU Radio block: packet erasure channel (PDUs in, surviving PDUs out).
 
-Drives one core channel (``core.channels``): Bernoulli(p), Gilbert-Elliott(mean loss p, mean
+Drives one core channel (``core.link.channels``): Bernoulli(p), Gilbert-Elliott(mean loss p, mean
 burst length) or replay of a loss trace file; seeded, so a seed gives the same losses. p can
 be changed while running (``set_p``). The end-of-stream mark (metadata ``eos``) always passes
 and does not consume a channel draw. Messages: in ``pdus``, ``ctrl`` (dict ``p``); out ``pdus``,

@@ -8,7 +8,7 @@
                     after) -> complex baseband bursts, `packet_len` tag in samples on each burst's
                     first sample (UHD sink tagged-stream mode: tsb_tag_name = packet_len).
     packet_phy_rx:  complex baseband -> (stream time tags) -> GMSK Demod -> (access-code marks,
-                    burst times: _burst_time.py) -> Correlate Access Code - Tag Stream ->
+                    burst times: gr_support/burst_time.py) -> Correlate Access Code - Tag Stream ->
                     Repack Bits 1 -> 8 -> Tagged Stream to PDU -> CRC Check (digital.crc_check;
                     failed packets are losses) -> PHY deframing (+ `rx_time` per packet when the
                     stream has UHD's time tag) -> `pdus`.

@@ -61,10 +61,10 @@ class packet_phy_deframer(gr.basic_block):
         self.message_port_register_out(FEEDBACK)
         self.message_port_register_out(LINK_DONE)
         self._ended = False
-        self.times = None                  # a _burst_time.BurstTimes when the PHY RX times packets
+        self.times = None                  # a gr_support.burst_time.BurstTimes when the PHY RX times packets
 
     def _timed(self, data):
-        """{'rx_time': ...} for a packet the PHY RX timed (_burst_time.py), else {}; never raises."""
+        """{'rx_time': ...} for a packet the PHY RX timed (gr_support/burst_time.py), else {}; never raises."""
         try:
             t = self.times.take(data) if self.times is not None else None
             return {} if t is None else {"rx_time": time_tuple(*t)}

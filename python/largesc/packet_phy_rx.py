@@ -18,7 +18,7 @@ class packet_phy_rx(gr.hier_block2):
         eos_grace_s: unused by the receiver chain itself (kept for symmetry).
         samp_rate: sample rate in Hz for the packets' `rx_time`; 0 takes it from UHD's `rx_rate`
             tag. Each packet's metadata gets `rx_time` when the stream carries UHD's `rx_time`
-            tag (_burst_time.py); a simulated or file stream has none.
+            tag (gr_support/burst_time.py); a simulated or file stream has none.
     """
 
     def __init__(self, sps=2, threshold=4, eos_grace_s=1.0, samp_rate=0.0):

@@ -1,7 +1,7 @@
 """One seeded loss process on a common 20 ms slot grid, shared by every system.
 
 For a condition (loss model, p, seed) and an utterance, one trace of 20 ms slots is drawn with
-the core channels (`core.channels.make_channel`: Bernoulli, or Gilbert-Elliott with a mean burst
+the core channels (`core.link.channels.make_channel`: Bernoulli, or Gilbert-Elliott with a mean burst
 given in milliseconds and converted to slots). Every system sees that same trace.
 
 Packet rule (default ``last``): a packet carrying the audio interval [t0, t1) is sent in the slot

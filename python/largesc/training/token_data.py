@@ -154,7 +154,7 @@ def audio_files(source: str | Path) -> list[Path]:
     """Audio paths from a folder (recursive wav/flac/mp3/ogg) or a jsonl manifest.
 
     Manifest lines are {"path": ..., ...} with paths relative to the manifest's folder (the
-    moshi-finetune and `core.corpus` layout); lines with "split": "heldout" are never read.
+    moshi-finetune and `training.corpus` layout); lines with "split": "heldout" are never read.
     """
     source = Path(source)
     if source.is_dir():
