@@ -27,6 +27,7 @@ from gnuradio import filter as gr_filter
 
 from .core.link import frames
 from .core.profiles import DEFAULT_PROFILE
+from .core.recovery.base import LATENCY
 from .gr_support import params as P
 from .gr_support.block_params import (
     check_codec_params,
@@ -39,7 +40,7 @@ from .gr_support.rates import check_samp_rate, rational_ratio
 from .gr_support.stage_timing import StageTimer
 
 K = frames.NUM_CODEBOOKS
-RECOVERY_LATENCY = {"zero": 0, "repeat": 0, "prefix": 0, "moshi": 1}
+RECOVERY_LATENCY = LATENCY            # frames each strategy holds (core/recovery/base.py)
 NAME = "largesc_rx"
 
 

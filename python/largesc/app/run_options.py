@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..core.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 
-RECOVERY_CHOICES = ["moshi", "repeat", "zero", "prefix"]
+RECOVERY_CHOICES = ["moshi", "repeat", "zero", "prefix", "interp"]
 LOSS_MODELS = {"bernoulli": "bernoulli", "gilbert": "gilbert_elliott", "trace": "trace"}
 BUNDLED_CLIP = Path(__file__).resolve().parents[1] / "data" / "speech_librivox_16k.wav"
 

@@ -5,7 +5,7 @@
       -> Packetizer (one 80 ms frame per packet, copy distance d)
       -> loss trace (packet of frame f spans [80 f, 80 f + 80) ms)
       -> Reassembler (sequence-clocked, flush to the sent frame count)
-      -> token recovery (moshi | repeat | zero | prefix)
+      -> token recovery (moshi | interp | repeat | zero | prefix | oracle)
       -> codec.decode with the per-frame decodable prefix -> 24 kHz -> 16 kHz
 
 Allocation variants (the ablations):
@@ -15,6 +15,11 @@ Allocation variants (the ablations):
   (:func:`equal_protection`): N' = min(8, N + R + carry), R' = 0, the tokens that do not fit
   carried to the next frames. Same payload rate, equal protection;
 - ``fixed``: no controller: N = min(8, floor(B / 137.5)) on every frame, R = 0.
+
+``oracle`` is not a strategy a receiver can run: it fills every unknown token with the true one
+(the ceiling of recovery, docs/recovery.md). ``info["frame_class"]`` says per frame what the
+channel left: 0 all sent codebooks received, 1 partial (codebook 0 known, e.g. from a copy),
+2 nothing (codebook 0 lost).
 
 Models (codec, LM) are built once per process and reused; recovery is re-seeded per utterance
 so that a result never depends on which utterances ran before it in the same process.
@@ -59,6 +64,8 @@ def get_recovery(strategy: str, profile: str, lora: str | None = None, temperatu
         kw = {}
         if strategy == "moshi":
             kw = {"profile": profile, "lora": lora, **({} if temperature is None else {"temperature": temperature})}
+        elif strategy == "interp":
+            kw = {"codec": get_codec(profile)}
         _RECOVERY[key] = build_recovery(strategy, **kw)
     return _RECOVERY[key]
 
@@ -135,6 +142,21 @@ def equal_protection(allocs: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def frame_classes(states: np.ndarray) -> np.ndarray:
+    """[F] per frame: 0 every sent codebook received, 1 partial (codebook 0 known), 2 lost."""
+    known = np.isin(states, frames.KNOWN_STATES)
+    lost = ~known & (states != frames.STATE_NOT_SENT)
+    return np.where(~known[0], 2, np.where(lost.any(0), 1, 0)).astype(np.int8)
+
+
+def oracle(codes: np.ndarray, tokens: np.ndarray, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The recovery ceiling: every lost token is the true one (not-sent codebooks stay unsent)."""
+    fill = ~np.isin(states, frames.KNOWN_STATES) & (states != frames.STATE_NOT_SENT)
+    tok = np.where(fill, codes[: tokens.shape[0]], tokens)
+    st = np.where(fill, frames.STATE_GENERATED, states).astype(np.uint8)
+    return tok, st
+
+
 def run(x16: np.ndarray, trace, *, profile: str = DEFAULT_PROFILE, bandwidth_bps: float = 1100.0,
         p: float = 0.0, allocation: str = "adaptive", recovery: str = "moshi", d: int = 1,
         lora: str | None = None, seed: int = 0, activity: str = "codec",
@@ -171,11 +193,15 @@ def run(x16: np.ndarray, trace, *, profile: str = DEFAULT_PROFILE, bandwidth_bps
         out_frames += ra.push(pkt)
     out_frames += ra.flush(until=nfr)
     tokens, states = frames_to_arrays(out_frames[:nfr])
-    rec = get_recovery(recovery, profile, lora, temperature)
-    if hasattr(rec, "seed"):
-        rec.seed(seed)
-    rec.reset()
-    tok, st = recover(rec, tokens, states)
+    frame_class = frame_classes(states)
+    if recovery == "oracle":
+        tok, st = oracle(codes, tokens, states)
+    else:
+        rec = get_recovery(recovery, profile, lora, temperature)
+        if hasattr(rec, "seed"):
+            rec.seed(seed)
+        rec.reset()
+        tok, st = recover(rec, tokens, states)
     prefix = np.clip(frames.decodable_prefixes(st.T), 1, frames.NUM_CODEBOOKS)
     tok = np.where(np.arange(frames.NUM_CODEBOOKS)[:, None] < prefix[None, :], tok, 0)
     prefix_decode = True
@@ -195,5 +221,6 @@ def run(x16: np.ndarray, trace, *, profile: str = DEFAULT_PROFILE, bandwidth_bps
             "mean_n": float(np.mean([a[0] for a in allocs])) if allocs else 0.0,
             "mean_r": float(np.mean([a[1] for a in allocs])) if allocs else 0.0,
             "frames_lost": int(ra.counters["frames_lost"]),
-            "copies_used": int(ra.counters["copies_used"]), "prefix_decode": int(prefix_decode)}
+            "copies_used": int(ra.counters["copies_used"]), "prefix_decode": int(prefix_decode),
+            "frame_class": frame_class}
     return y16.astype(np.float32), info

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.profiles import DEFAULT_PROFILE
+from ..core.recovery.base import LATENCY
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ SYSTEMS = {s.name: s for s in [
     _lsc("largesc-repeat", recovery="repeat"),
     _lsc("largesc-zero", recovery="zero"),
     _lsc("largesc-prefix", recovery="prefix"),
+    _lsc("largesc-interp", recovery="interp"),
+    _lsc("largesc-oracle", recovery="oracle"),
     System("opus", "opus", {"bitrate": 6000, "fec": True}, False, 20.0),
     System("aac", "aac", {"bitrate": 8000}, False, 64.0),
     System("codec2-700c", "codec2", {"mode": "700C"}, False, 40.0),
@@ -92,7 +95,7 @@ def algorithmic_latency_ms(system: System, recovery: str = "moshi", profile: str
             look = 80.0 * MiniCodec.stream_delay_frames
         # the reassembler holds a missing frame until packet f + d_max (d = d_max = 1) arrives
         return {"packet": 80.0, "lookahead": look, "receiver_wait": 80.0,
-                "recovery": 80.0 if rec == "moshi" else 0.0}
+                "recovery": 80.0 * LATENCY.get(rec, 0)}
     if k == "opus":
         return {"packet": 20.0, "lookahead": 6.5, "receiver_wait": 20.0 if prm["fec"] else 0.0, "recovery": 0.0}
     if k == "aac":

@@ -51,6 +51,15 @@ class TokenCodec:
     def stream_decode(self, codes: np.ndarray, prefix: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
+    # Recovery in the quantizer's space (core/codec/rvq.py): latent-domain strategies use these.
+    def dequantize(self, codes: np.ndarray, prefix: np.ndarray | None = None) -> np.ndarray:
+        """codes [k, F] -> the quantized vector of each frame's prefix [Dq, F] (sum of codebook entries)."""
+        raise NotImplementedError
+
+    def requantize(self, target: np.ndarray, codes: np.ndarray, prefix: np.ndarray) -> np.ndarray:
+        """codes [8, F] with codebooks >= prefix[f] re-chosen to approach target [Dq, F]."""
+        raise NotImplementedError
+
 
 def latent_activity_db(latent: np.ndarray) -> np.ndarray:
     """Per-frame activity of an unquantised latent [D, F]: 10*log10(mean square) in dB -> [F]."""

@@ -11,6 +11,7 @@ from moshi.models import loaders  # noqa: E402
 
 from .. import torch_env  # noqa: F401  (sets NO_TORCH_COMPILE before moshi is imported)
 from ..link import frames  # noqa: E402
+from . import rvq  # noqa: E402
 from .base import ModelFileError, TokenCodec, check_codes  # noqa: E402
 
 KYUTAI_REPO = loaders.DEFAULT_REPO
@@ -164,6 +165,36 @@ class MimiCodec(TokenCodec):
         if not self._streaming:
             raise RuntimeError("call start_streaming() first")
         return self.decode(codes, prefix)
+
+    # Mimi's split RVQ: codebook 0 (rvq_first, semantic) and codebooks 1..7 (rvq_rest, a residual
+    # chain) quantize the same latent in two spaces; their vectors are concatenated here.
+    def _split_layers(self):
+        q = self.model.quantizer
+        return q.rvq_first.vq.layers[:1], q.rvq_rest.vq.layers[: frames.NUM_CODEBOOKS - 1]
+
+    def dequantize(self, codes: np.ndarray, prefix: np.ndarray | None = None) -> np.ndarray:
+        """codes [k, F] -> [D0 + D1, F]: codebook 0's entry, then the sum of codebooks 1.. over each prefix."""
+        first, rest = self._split_layers()
+        codes = np.asarray(codes, np.int64)
+        f_all = codes.shape[1]
+        p = np.full(f_all, codes.shape[0]) if prefix is None else np.asarray(prefix, np.int64)
+        v0 = rvq.dequantize(first, codes[:1], np.minimum(p, 1))
+        if codes.shape[0] > 1:
+            v1 = rvq.dequantize(rest, codes[1:], np.maximum(p - 1, 0))
+        else:
+            v1 = np.zeros((rest[0].decode(torch.zeros(1, 1, dtype=torch.long)).shape[1], f_all), np.float32)
+        return np.concatenate([v0, v1], 0)
+
+    def requantize(self, target: np.ndarray, codes: np.ndarray, prefix: np.ndarray) -> np.ndarray:
+        """codes [8, F]: codebooks >= prefix[f] re-chosen to approach target [D0 + D1, F]."""
+        first, rest = self._split_layers()
+        codes = np.asarray(codes, np.int64)
+        p = np.asarray(prefix, np.int64)
+        d0 = first[0].decode(torch.zeros(1, 1, dtype=torch.long)).shape[1]
+        out = codes.copy()
+        out[:1] = rvq.requantize(first, target[:d0], codes[:1], np.minimum(p, 1))
+        out[1:] = rvq.requantize(rest, target[d0:], codes[1:], np.maximum(p - 1, 0))
+        return out
 
 
 def _randomise_codebooks(model, generator: torch.Generator) -> None:

@@ -31,6 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import rvq
 from . import world_features as W
 
 SAMPLE_RATE = 24000
@@ -341,6 +342,15 @@ class MiniCodec:
         for k in range(c.shape[0]):
             acc = acc + rvq.vq.layers[k].decode(c[k][None]) * keep[k][None, None, :]
         return rvq.output_proj(acc)
+
+    def dequantize(self, codes, prefix=None) -> np.ndarray:
+        """codes [k, F] -> [64, F]: sum of the RVQ entries of each frame's prefix (before the
+        output projection, where the residual chain runs)."""
+        return rvq.dequantize(self.model.quantizer.vq.layers, codes, prefix)
+
+    def requantize(self, target, codes, prefix) -> np.ndarray:
+        """codes [8, F]: codebooks >= prefix[f] re-chosen by residual quantization of target [64, F]."""
+        return rvq.requantize(self.model.quantizer.vq.layers, target, codes, prefix)
 
     @torch.no_grad()
     def _codes_to_feats(self, codes, prefix=None) -> np.ndarray:

@@ -1,21 +1,22 @@
 """Token recovery: strategies that fill lost tokens, behind one factory, `build()`.
 
 `base` holds the interface and its rules (see its docstring), `baselines` the zero / repeat /
-prefix strategies, `moshi` the LM strategy (Moshi's LMModel, + LoRA), `lm` the LM loading.
+prefix strategies, `latent` the latent-domain `interp`, `moshi` the LM strategy (Moshi's LMModel, + LoRA), `lm` the LM loading.
 """
 from __future__ import annotations
 
-from .base import CARD, DECODABLE, KNOWN, STRATEGIES, K, Recovery, decodable_prefix, recover, token_accuracy  # noqa: F401
+from .base import CARD, DECODABLE, KNOWN, LATENCY, STRATEGIES, K, Recovery, decodable_prefix, recover, token_accuracy  # noqa: F401
 from .baselines import PrefixRecovery, RepeatRecovery, ZeroRecovery  # noqa: F401
 
 
-def build(strategy: str, *, lm=None, profile: str | None = None, device: str = "cpu",
+def build(strategy: str, *, lm=None, codec=None, profile: str | None = None, device: str = "cpu",
           lora: str | None = None, lm_weights: str | None = None, lm_config: str | None = None,
           lm_seed: int = 0, force_cpu: bool = False, fill_not_sent: bool = True,
           zero_code: int = 0, **moshi_kwargs) -> Recovery:
     """A strategy by name (`STRATEGIES`), with its model for `moshi`.
 
-    `moshi` takes an LM object (`lm=`), or loads the LM of `profile` (default: the default
+    `interp` works in the codec's quantizer space: it takes a codec object (`codec=`) or loads
+    the codec of `profile`. `moshi` takes an LM object (`lm=`), or loads the LM of `profile` (default: the default
     profile, core.profiles) + LoRA; the full-size profiles refuse to start on CPU unless
     `force_cpu`. `moshi_kwargs` go to `MoshiRecovery` (temperature, top_k, seed, deadline_ms,
     prime_frames, feedback).
@@ -26,6 +27,13 @@ def build(strategy: str, *, lm=None, profile: str | None = None, device: str = "
         return RepeatRecovery(fill_not_sent=fill_not_sent)
     if strategy == "prefix":
         return PrefixRecovery()
+    if strategy == "interp":
+        from .latent import InterpRecovery
+        if codec is None:
+            from ..codec import load_codec
+            from ..profiles import DEFAULT_PROFILE
+            codec = load_codec(profile or DEFAULT_PROFILE, device=device)
+        return InterpRecovery(codec, fill_not_sent=fill_not_sent)
     if strategy != "moshi":
         raise ValueError(f"unknown recovery strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     from .moshi import MoshiRecovery

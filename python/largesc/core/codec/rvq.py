@@ -1,0 +1,53 @@
+"""Codebook-vector arithmetic on moshi residual VQ layers, for recovery in the quantizer's space.
+
+A frame's quantized vector is the sum of one entry per codebook. `dequantize` gives that sum for
+each frame's known prefix of codebooks; `requantize` keeps the known prefix and picks the other
+codebooks by residual quantization of a target vector (the same greedy rule the encoder uses).
+Both work on a list of moshi `VectorQuantization` layers (one per codebook, same space).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _keep(prefix, num_codebooks: int, num_frames: int) -> np.ndarray:
+    """[K, F] bool: codebook k of frame f counts (k < prefix[f]); all when prefix is None."""
+    if prefix is None:
+        return np.ones((num_codebooks, num_frames), bool)
+    p = np.asarray(prefix, np.int64).reshape(-1)
+    if p.shape != (num_frames,) or (p < 0).any() or (p > num_codebooks).any():
+        raise ValueError(f"prefix must be [F] = [{num_frames}] values in 0..{num_codebooks}, got {p}")
+    return np.arange(num_codebooks)[:, None] < p[None, :]
+
+
+@torch.no_grad()
+def dequantize(layers, codes: np.ndarray, prefix=None) -> np.ndarray:
+    """Sum of the codebook vectors of codes [K, F] (K <= len(layers)) over each frame's prefix -> [D, F]."""
+    c = torch.as_tensor(np.asarray(codes, np.int64))
+    k_all, f_all = c.shape
+    keep = torch.from_numpy(_keep(prefix, k_all, f_all))
+    acc = None
+    for k in range(k_all):
+        v = layers[k].decode(c[k][None])[0] * keep[k][None, :]           # [D, F]
+        acc = v if acc is None else acc + v
+    return acc.float().numpy()
+
+
+@torch.no_grad()
+def requantize(layers, target: np.ndarray, codes: np.ndarray, prefix) -> np.ndarray:
+    """codes [K, F] with codebooks >= prefix[f] of frame f re-chosen so that the sum approaches
+    target [D, F] (residual quantization after the known prefix)."""
+    codes = np.array(codes, np.int64, copy=True)
+    k_all, f_all = codes.shape
+    keep = _keep(prefix, k_all, f_all)
+    r = torch.as_tensor(np.asarray(target, np.float32)) - torch.from_numpy(dequantize(layers, codes, prefix))
+    for k in range(k_all):
+        free = torch.from_numpy(~keep[k])
+        if not bool(free.any()):
+            continue
+        idx = layers[k].encode(r[None])[0]                                # [F]
+        new = torch.where(free, idx, torch.as_tensor(codes[k]))
+        codes[k] = new.numpy()
+        r = r - layers[k].decode(idx[None])[0] * free[None, :]
+    return codes

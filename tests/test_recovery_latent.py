@@ -1,0 +1,82 @@
+"""Latent-domain recovery (`interp`) and the codecs' quantizer-space helpers (core/codec/rvq.py),
+on `tiny` (Mimi's split RVQ, random) and the shipped `mini` codec."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gnuradio.largesc.app.run_options import BUNDLED_CLIP
+from gnuradio.largesc.core import audio_io
+from gnuradio.largesc.core import recovery as R
+from gnuradio.largesc.core.codec import load_codec
+from gnuradio.largesc.core.link import frames
+
+O, C, L, N = frames.STATE_ORIGINAL, frames.STATE_COPY, frames.STATE_LOST, frames.STATE_NOT_SENT
+G = frames.STATE_GENERATED
+CLIP = audio_io.read_wav(BUNDLED_CLIP)
+
+
+@pytest.fixture(scope="module", params=["tiny", "mini"])
+def codec_and_codes(request):
+    codec = load_codec(request.param)
+    x, rate = CLIP
+    codes = codec.encode(audio_io.resample(x, rate, frames.SAMPLE_RATE)[: 4 * frames.SAMPLE_RATE])
+    return codec, codes
+
+
+def test_requantize_keeps_the_known_prefix_and_approaches_the_target(codec_and_codes):
+    codec, codes = codec_and_codes
+    nfr = codes.shape[1]
+    v = codec.dequantize(codes)
+    assert v.shape[1] == nfr and np.isfinite(v).all()
+    assert (codec.requantize(v, codes, np.full(nfr, 8)) == codes).all()      # all known: unchanged
+    rng = np.random.default_rng(0)
+    prefix = rng.integers(0, 8, nfr)
+    noisy = np.where(np.arange(8)[:, None] < prefix[None, :], codes, rng.integers(0, 2048, codes.shape))
+    re = codec.requantize(v, noisy, prefix)
+    keep = np.arange(8)[:, None] < prefix[None, :]
+    assert (re[keep] == codes[keep]).all()
+    err_re = np.linalg.norm(codec.dequantize(re) - v)
+    err_noisy = np.linalg.norm(codec.dequantize(noisy) - v)
+    assert err_re < 0.7 * err_noisy                  # re-chosen codebooks approach the target
+    # a longer prefix adds its codebooks' entries: the error to the full vector does not grow
+    errs = [np.linalg.norm(codec.dequantize(codes, np.full(nfr, k)) - v) for k in range(1, 9)]
+    assert errs[-1] < 1e-4 * (1 + np.linalg.norm(v)) and errs[0] > errs[-1]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([O, C, L, N]), min_size=8, max_size=8), min_size=1, max_size=10),
+       st.booleans())
+def test_interp_keeps_the_rules(states_list, fill_not_sent):
+    codec = load_codec("tiny")
+    states = np.array(states_list).T
+    rng = np.random.default_rng(len(states_list))
+    tokens = rng.integers(0, 2048, states.shape)
+    rec = R.build("interp", codec=codec, fill_not_sent=fill_not_sent)
+    out_t, out_s = R.recover(rec, tokens, states)
+    known = np.isin(states, frames.KNOWN_STATES)
+    assert (out_t[known] == tokens[known]).all() and (out_s[known] == states[known]).all()
+    assert ((out_t >= 0) & (out_t < 2048)).all()
+    want = ~known & (fill_not_sent | (states != N))
+    assert ((out_s == G) == want).all()
+    assert (out_t[~known & ~want] == 0).all()
+    assert rec.latency == 1 and rec.get_stats()["frames_out"] == states.shape[1]
+
+
+def test_interp_between_two_frames_is_nearer_than_repeat():
+    """A lost frame between two received ones: its vector is nearer the true one than repeat's
+    (on mini, the shipped codec, over a real clip)."""
+    codec = load_codec("mini")
+    x, rate = CLIP
+    codes = codec.encode(audio_io.resample(x, rate, frames.SAMPLE_RATE))
+    nfr = codes.shape[1]
+    states = np.full(codes.shape, O, np.uint8)
+    lost = np.arange(3, nfr - 1, 4)                  # every 4th frame, never two in a row
+    states[:, lost] = L
+    out = {}
+    for name in ("interp", "repeat"):
+        rec = R.build(name, codec=codec) if name == "interp" else R.build(name)
+        out[name], _ = R.recover(rec, np.where(states == O, codes, 0), states)
+    truth = codec.dequantize(codes[:, lost])
+    err = {k: np.linalg.norm(codec.dequantize(v[:, lost]) - truth) for k, v in out.items()}
+    assert err["interp"] < 0.9 * err["repeat"], err
