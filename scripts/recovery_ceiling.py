@@ -173,7 +173,7 @@ def summarise(out: Path, strategies: list[str] | None = None) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
-X
+    ap.add_argument("--profile", default=DEFAULT_PROFILE, help="codec + LM profile")
     ap.add_argument("--strategies", default="zero,prefix,repeat,interp,moshi,oracle")
     ap.add_argument("--bandwidths", default="1100,2062.5")
     ap.add_argument("--metrics", default="stoi,plcmos,visqol,wer")
