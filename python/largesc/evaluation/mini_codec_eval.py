@@ -149,6 +149,15 @@ def best_lag(ref, deg, max_lag=960):
     return max(0, int(lags[k][np.argmax(c[k])]) * h)
 
 
+def fargan_copy(x24: np.ndarray) -> np.ndarray:
+    """LPCNet features -> FARGAN, unquantised: the v2 codec's vocoder ceiling."""
+    from ..core.audio_io import resample
+    from ..core.codec import opus_dnn
+    feats, _ = opus_dnn.Analyzer().process(resample(x24, 24000, 16000))
+    y = resample(opus_dnn.Vocoder().process(feats), 16000, 24000)
+    return np.pad(y, (0, max(0, len(x24) - len(y))))[:len(x24)].astype(np.float32)
+
+
 def group_of(r: dict) -> str:
     if r["kind"] == "synthetic":
         return "synth_unseen"
@@ -167,13 +176,19 @@ def evaluate(weights: str, corpus: Path, prefixes=(8, 6, 4), with_codec2=False, 
     import torch
     torch.set_num_threads(threads)
     from ..core.codec import world_features as W
-    from ..core.codec.mini import load_mini_codec
-    codec = load_mini_codec(weights)
+    v2 = json.loads((Path(weights) / "config.json").read_text()).get("version") == 2
+    if v2:
+        from ..core.codec.mini2 import load_mini2
+        codec = load_mini2(weights)
+    else:
+        from ..core.codec.mini import load_mini_codec
+        codec = load_mini_codec(weights)
     rows = read_manifest(corpus, splits=("heldout",))
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(group_of(r), []).append(r)
-    systems = [f"mini_q{k}" for k in prefixes] + ["world_copy"] + (["codec2_1300", "codec2_700C"] if with_codec2 else [])
+    copy_name = "fargan_copy" if v2 else "world_copy"
+    systems = [f"mini_q{k}" for k in prefixes] + [copy_name] + (["codec2_1300", "codec2_700C"] if with_codec2 else [])
     res: dict = {"weights": str(weights), "groups": {}}
     t0 = time.time()
     for g in list(groups):
@@ -190,8 +205,13 @@ def evaluate(weights: str, corpus: Path, prefixes=(8, 6, 4), with_codec2=False, 
             outs = {}
             codes = codec.encode(x)
             for k in prefixes:
-                outs[f"mini_q{k}"] = (codec.decode(codes[:k]), W.LAG_24)
-            outs["world_copy"] = (W.synthesize(W.analyze(x)), W.LAG_24)
+                y = codec.decode(codes[:k])
+                outs[f"mini_q{k}"] = (y, best_lag(x, y) if v2 else W.LAG_24)
+            if v2:
+                y = fargan_copy(x)
+                outs[copy_name] = (y, best_lag(x, y))
+            else:
+                outs[copy_name] = (W.synthesize(W.analyze(x)), W.LAG_24)
             if with_codec2:
                 for mode in ("1300", "700C"):
                     y = codec2_roundtrip(x, mode)

@@ -281,7 +281,7 @@ def fetch_pocketsphinx_sdist(cache_src: Path) -> Path | None:
             got = cache_src / got.name
         return got
     cache_src.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         env = dict(os.environ, TMPDIR=tmp)
         try:  # stop pip before it builds: --no-build-isolation + a bogus build backend is not needed;
             # the tarball is saved to pip's unpack dir first, we copy it from there.
@@ -300,6 +300,7 @@ def fetch_pocketsphinx_sdist(cache_src: Path) -> Path | None:
                 time.sleep(0.5)
             if p.poll() is None:
                 p.kill()
+            p.wait()                 # a killed pip must be gone before its TMPDIR is removed
         except OSError as e:
             LOG.warning("pip download failed: %s", e)
     return _find_sdist(cache_src)
