@@ -2,6 +2,7 @@
 """Fuzz the depacketizer: random and mutated packets into Reassembler and the block's handler.
 
 Usage: fuzz_depacketizer.py [--count 1000000] [--seed 0] [--block-every 50]
+                            [--format v1|compact|compact_crc]
 
 Mix per packet: valid packets of a running stream (reordered, duplicated), random byte strings,
 valid packets with bit flips / truncation / extension / inserted bytes, and random headers
@@ -10,6 +11,8 @@ Every `--block-every`-th input also goes through the GNU Radio block's message h
 PMT (including non-PDU messages). Checks after every output: frame indices consecutive,
 tokens in [0, 2048), states valid, receiver memory bounded. Prints the count, the number of
 exceptions (must be 0) and invariant violations; exit status 1 if either is nonzero.
+`--format` picks the packet format (core.link.packet_formats) of the stream, the mutations and
+the receiver; the compact formats have one frame per packet and 9-bit sequence numbers.
 """
 import argparse
 import random
@@ -19,14 +22,16 @@ import traceback
 
 from gnuradio.largesc.core.link import packet as P
 from gnuradio.largesc.core.link.frames import STATE_NAMES
+from gnuradio.largesc.core.link.packet_formats import DEFAULT_FORMAT, FORMATS, get_format
 from gnuradio.largesc.core.link.reassembly import Reassembler
 
 VALID_STATES = set(STATE_NAMES)
+FMT = get_format(DEFAULT_FORMAT)            # set by main(--format)
 
 
 def random_frames(rng):
     frames = []
-    for _ in range(1 if rng.random() < 0.9 else rng.randint(2, P.MAX_FPP)):
+    for _ in range(1 if rng.random() < 0.9 or FMT.max_fpp == 1 else rng.randint(2, FMT.max_fpp)):
         n, r = rng.randint(0, P.MAX_N), rng.randint(0, P.MAX_R)
         frames.append(P.PacketFrame(tuple(rng.getrandbits(11) for _ in range(n)),
                                     tuple(rng.getrandbits(11) for _ in range(r))))
@@ -53,10 +58,14 @@ def mutate(rng, pkt: bytes) -> bytes:
         i = rng.randrange(len(b))
         return bytes(b[:i]) + rng.randbytes(1) + bytes(b[i:])
     if kind == 4:                                   # flip header bits, then fix the CRC
-        i = rng.randrange(min(24, 8 * (len(b) - 1)))
-        b[i // 8] ^= 0x80 >> (i % 8)
-        return with_crc(bytes(b[:-1]))
-    return with_crc(rng.randbytes(rng.randint(3, 30)))   # random body, valid CRC
+        body = b[:-1] if FMT.has_crc else b
+        if not body:
+            return bytes(b)
+        i = rng.randrange(min(24, 8 * len(body)))
+        body[i // 8] ^= 0x80 >> (i % 8)
+        return with_crc(bytes(body)) if FMT.has_crc else bytes(body)
+    body = rng.randbytes(rng.randint(1, 30))        # random body, valid CRC
+    return with_crc(body) if FMT.has_crc else body
 
 
 class Stream:
@@ -68,20 +77,21 @@ class Stream:
 
     def restart(self):
         self.epoch = self.rng.randrange(P.EPOCH_MOD)
-        self.seq = self.rng.choice([0, self.rng.randrange(P.SEQ_MOD)])
+        self.seq = self.rng.choice([0, self.rng.randrange(FMT.seq_mod)])
 
     def next(self) -> bytes:
         if self.rng.random() < 0.001:
             self.restart()
         frames = random_frames(self.rng)
-        pkt = P.pack(self.epoch, self.seq, frames)
-        self.seq = (self.seq + len(frames)) % P.SEQ_MOD
+        pkt = FMT.pack(self.epoch, self.seq, frames)
+        self.seq = (self.seq + len(frames)) % FMT.seq_mod
         return pkt
 
 
 def check(frames, state, errors, resynced):
-    """Indices must be consecutive; only a resync (sender restart) may start a new run, at the
-    first frame of the new stream (emitted in the same or a later push)."""
+    """Indices must be consecutive; only a resync (sender restart) or a clock slip (clocked
+    mode: the receiver re-bases on late packets) may start a new run, at the first frame of the
+    new stream (emitted in the same or a later push)."""
     state["resync"] = state.get("resync", False) or resynced
     for f in frames:
         if state["last"] is not None and f.index != state["last"] + 1:
@@ -102,7 +112,7 @@ def make_block():
         from gnuradio.largesc.depacketizer import depacketizer
     except Exception:                               # noqa: BLE001 - GNU Radio missing
         return None, None
-    return depacketizer(d=2, d_max=3), pmt
+    return depacketizer(d=2, d_max=3, packet_format=FMT.name), pmt
 
 
 def block_message(rng, pmt, data: bytes):
@@ -127,17 +137,20 @@ def main(argv=None) -> int:
     ap.add_argument("--count", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--block-every", type=int, default=50, help="0: core only")
+    ap.add_argument("--format", choices=FORMATS, default=DEFAULT_FORMAT, help="packet format")
     args = ap.parse_args(argv)
+    global FMT
+    FMT = get_format(args.format)
     rng = random.Random(args.seed)
     stream = Stream(rng)
     block, pmt = make_block() if args.block_every else (None, None)
     exceptions, errors = 0, []
-    ra, state, held = Reassembler(d=2, d_max=3), {"last": None}, []
+    ra, state, held = Reassembler(d=2, d_max=3, packet_format=FMT), {"last": None}, []
     t0 = time.perf_counter()
     for i in range(args.count):
         if i % 100_000 == 0 and i:
             ra, state = Reassembler(d=rng.randint(1, 3), d_max=4, clocked=rng.random() < 0.5,
-                                    timeout=3.0), {"last": None}
+                                    timeout=3.0, packet_format=FMT), {"last": None}
         u = rng.random()
         if u < 0.4:
             data = stream.next()
@@ -149,16 +162,16 @@ def main(argv=None) -> int:
         elif u < 0.55:
             data = rng.randbytes(rng.randint(0, 40))
         else:
-            data = mutate(rng, stream.next() if rng.random() < 0.5 else P.pack(
-                rng.randrange(4), rng.randrange(P.SEQ_MOD), random_frames(rng)))
+            data = mutate(rng, stream.next() if rng.random() < 0.5 else FMT.pack(
+                rng.randrange(4), rng.randrange(FMT.seq_mod), random_frames(rng)))
         try:
-            resyncs = ra.counters["resyncs"]
+            resyncs = ra.counters["resyncs"] + ra.counters["clock_slips"]
             out = ra.push(data, now=float(i))
             if i % 997 == 0:
                 out += ra.tick(float(i) + rng.random() * 20)
             if i % 50_021 == 0:
                 out += ra.flush()
-            check(out, state, errors, ra.counters["resyncs"] != resyncs)
+            check(out, state, errors, ra.counters["resyncs"] + ra.counters["clock_slips"] != resyncs)
             if len(ra._slots) > 4 * ra.max_jump + 16:
                 errors.append(f"memory: {len(ra._slots)} pending slots")
             if block is not None and i % args.block_every == 0:
@@ -169,6 +182,7 @@ def main(argv=None) -> int:
             if exceptions <= 5:
                 traceback.print_exc()
     dt = time.perf_counter() - t0
+    print(f"format: {FMT.name}")
     print(f"packets: {args.count}  exceptions: {exceptions}  invariant violations: {len(errors)}"
           f"  ({args.count / dt:,.0f} packets/s)")
     print("receiver counters (last session):", {k: v for k, v in ra.counters.items() if v})

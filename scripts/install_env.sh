@@ -62,6 +62,11 @@ else
   echo "$want" > "$STAMP"
 fi
 
+# 4. Opus 1.5's speech DNNs (DRED encoder, FARGAN vocoder) for the mini codec v2: built from
+#    Debian's opus source into the venv (skipped when already built; about a minute).
+log "opus-dnn: $VENV/lib/gr-largesc"
+"$REPO/scripts/build_opus_dnn.sh" "$VENV/lib/gr-largesc"
+
 log "check"
 ( cd /tmp && HF_HUB_OFFLINE=1 NO_TORCH_COMPILE=1 "$PY" - <<'PYEOF'
 import numpy, torch, moshi, peft

@@ -57,6 +57,7 @@ BAD = {
     "recovery": ["oracle", ""],
     "model": ["bogus", ""],
     "feedback": ["bogus"],
+    "packet_format": ["v2", "", "V1", "compact-crc", "compact "],
     # packet PHY (packet_phy*.py)
     "snr_db": [-30.1, 100.1, -1e12, 1e12],
     "freq_offset": [0.5, -0.5, 1.0, -1.0],          # open interval (-0.5, 0.5) cycles/sample
@@ -217,6 +218,8 @@ def test_bad_parameter_is_refused(block, name, index, tmp_files):
     ("largesc_rx", {"d": 3, "d_max": 2, "recovery": "zero"}, "d_max"),
     ("adaptive_controller", {"d": 2, "frames_per_packet": 3}, "frames_per_packet"),
     ("largesc_tx", {"d": 2, "frames_per_packet": 3}, "frames_per_packet"),
+    ("adaptive_controller", {"d": 2, "frames_per_packet": 2, "packet_format": "compact"}, "frames_per_packet"),
+    ("largesc_tx", {"d": 2, "frames_per_packet": 2, "packet_format": "compact_crc"}, "frames_per_packet"),
     ("packet_erasure_channel", {"model": "gilbert_elliott", "p": 0.9, "mean_burst": 2.0}, "p"),
     ("packet_erasure_channel", {"model": "trace", "trace_file": ""}, "trace_file"),
     ("largesc_tx", {"profile": "tiny", "mimi_weights": "/etc"}, "mimi_weights"),   # a folder
@@ -339,6 +342,12 @@ def test_yaml_asserts_accept_defaults_and_refuse_bad_numbers(block, path):
         assert values, f"{path.name}: numeric parameter {name} has no bad values to test"
         for v in values:
             assert not yaml_ok(data, {**ns, name: v}), f"{path.name}: asserts accept {name} = {v!r}"
+    if "packet_format" in ns:                    # an enum: GRC refuses other values; the assert too
+        for v in BAD["packet_format"]:
+            assert not yaml_ok(data, {**ns, "packet_format": v}), f"{path.name}: asserts accept {v!r}"
+        if "frames_per_packet" in ns:
+            assert not yaml_ok(data, {**ns, "packet_format": "compact", "frames_per_packet": 2, "d": 2})
+            assert yaml_ok(data, {**ns, "packet_format": "compact"})
     for name in ("profile", "lm_profile", "device"):
         if name in ns and not any(p["id"] == name and p.get("options") for p in data["parameters"]):
             for v in BAD.get(name, []):

@@ -4,6 +4,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from gnuradio.largesc.app import cli
 from gnuradio.largesc.core import audio_io, codec
@@ -37,6 +38,8 @@ def test_demo_runs_the_lossy_loopback_and_writes_wav_of_input_length(tmp_path, c
     assert 550.0 <= report["payload_bps"] <= 1100.0 and report["header_bps"] > 0
     md = (tmp_path / "report.md").read_text()
     assert md.startswith("# gr-largesc demo report") and "latency stage" in md and "random weights" in md
+    assert report["payload_bps"] + report["header_bps"] == pytest.approx(report["on_air_bps"])
+    assert f"= {report['on_air_bps']} bps" in md and "packet format v1" in md
 
 
 def test_demo_default_is_the_trained_mini_profile(tmp_path, capsys):

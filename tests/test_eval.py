@@ -85,6 +85,24 @@ def test_largesc_core_chain_lossless_and_lossy():
     assert fixed == [(8, 0)] * 5
 
 
+@pytest.mark.parametrize("fmt,b550_max", [("v1", 1000.0), ("compact", 750.0), ("compact_crc", 800.0)])
+def test_largesc_rates_add_up_per_packet_format(fmt, b550_max):
+    """payload + header = on air in the eval's info and CSV rows; compact at B = 550 <= 750 bps."""
+    from gnuradio.largesc.core.audio_io import read_wav
+    from gnuradio.largesc.evaluation import largesc_system, speech
+    x, fs = read_wav(speech.BUNDLED)
+    x = x[: 2 * fs]
+    trace = losstrace.LossTrace(np.tile([False, False, False, False, False, False, False, True], 25))
+    for bw, top in ((550.0, b550_max), (1100.0, None)):
+        _, info = largesc_system.run(x, trace, profile="tiny", bandwidth_bps=bw, p=0.1, recovery="zero",
+                                     packet_format=fmt)
+        assert info["payload_bps"] <= bw + 1e-6 and info["header_bps"] > 0
+        assert info["payload_bps"] + info["header_bps"] == pytest.approx(info["on_air_bps"])
+        if top is not None:
+            assert info["on_air_bps"] <= top
+    assert 0 < info["frames_lost"] <= info["lost"]
+
+
 def test_no_uep_keeps_the_payload_rate():
     from gnuradio.largesc.evaluation import largesc_system
     uep = [(4, 0), (8, 0), (6, 3), (5, 2), (8, 3), (4, 4), (4, 0)]
@@ -173,3 +191,44 @@ def test_system_table_is_complete():
                  "largesc-prefix", "opus", "aac", "codec2-700c", "codec2-1300", "codec2-3200"):
         s = systems.get(name)
         assert sum(systems.algorithmic_latency_ms(s).values()) > 0
+
+
+def test_named_burst_loss_models():
+    """gilbert_elliott@400: its own mean burst (5 LargeSC packets), seeded by the name."""
+    assert losstrace.parse_model("gilbert_elliott@400") == ("gilbert_elliott", 400.0)
+    assert losstrace.parse_model("bernoulli", 160.0) == ("bernoulli", 160.0)
+    for bad in ("bernoulli@400", "gilbert_elliott@x", "gilbert_elliott@5", "ge@400", "nope"):
+        with pytest.raises(ValueError):
+            losstrace.parse_model(bad)
+    runs = {}
+    for burst in (400, 1000):
+        t = losstrace.make_trace("u1", 600.0, f"gilbert_elliott@{burst}", 0.2, seed=7)
+        lost = t.slots.astype(int)
+        starts = int(np.sum(np.diff(lost) == 1)) + int(lost[0])
+        runs[burst] = lost.sum() / max(1, starts) * losstrace.SLOT_MS       # mean burst in ms
+        assert abs(lost.mean() - 0.2) < 0.07
+    assert 250 < runs[400] < 600 and 650 < runs[1000] < 1500
+
+
+@needs_extra
+def test_bursts_preset_tiny_grid(tmp_path):
+    """The `bursts` preset's conditions on a tiny grid: LargeSC (compact format), Opus, Codec 2."""
+    from gnuradio.largesc.evaluation import main
+    from gnuradio.largesc.evaluation.cli import PRESETS
+    assert set(PRESETS["bursts"]["loss_models"]) == {"gilbert_elliott@400", "gilbert_elliott@1000"}
+    out = tmp_path / "b"
+    assert main(["sweep", "--preset", "bursts", "--profile", "tiny", "--recovery", "repeat", "--speech", "test",
+                 "--utterances", "1", "--p", "0.2", "--bandwidths", "550", "--metrics", "stoi",
+                 "--systems", "largesc,opus,codec2-1300", "--packet-format", "compact", "--no-cache",
+                 "--no-progress", "--no-plots", "--no-flowgraph-latency", "--out", str(out)]) == 0
+    rows = runner.read_csv(out / "results.csv")
+    assert {(r["system"], r["loss_model"]) for r in rows} == {
+        (s, m) for s in ("largesc", "opus", "codec2-1300") for m in ("gilbert_elliott@400", "gilbert_elliott@1000")}
+    for r in rows:
+        if r["system"] == "largesc":
+            assert r["payload_bps"] + r["header_bps"] == pytest.approx(r["on_air_bps"])
+            assert r["on_air_bps"] <= 750.0
+        else:
+            assert r["header_bps"] == "" and r["on_air_bps"] == ""
+    report = (out / "report.md").read_text()
+    assert "| header rate | on-air rate |" in report and "gilbert_elliott@1000 p=0.2" in report

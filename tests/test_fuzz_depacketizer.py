@@ -12,3 +12,14 @@ def test_fuzz_short_run(capsys):
     assert mod.main(["--count", "20000", "--seed", "1", "--block-every", "20"]) == 0
     out = capsys.readouterr().out
     assert "packets: 20000  exceptions: 0  invariant violations: 0" in out
+
+
+def test_fuzz_short_run_compact_formats(capsys):
+    spec = importlib.util.spec_from_file_location("fuzz_depacketizer_compact", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for fmt in ("compact", "compact_crc"):
+        assert mod.main(["--count", "20000", "--seed", "2", "--block-every", "20", "--format", fmt]) == 0
+        out = capsys.readouterr().out
+        assert f"format: {fmt}" in out
+        assert "packets: 20000  exceptions: 0  invariant violations: 0" in out

@@ -192,3 +192,92 @@ def test_multi_frame_packets_equal_ground_truth(fpp, seed, p_loss, n_frames):
     assert [f.index for f in out] == list(range(n_frames))
     for f in out:
         assert (f.tokens, f.states) == expected(f.index, toks, allocs, delivered, d)
+
+
+# ------------------------------------------------------------------ compact formats, d_max = d
+def _compact_stream(n_frames, d, rng, fmt_name, seq0=0):
+    from gnuradio.largesc.core.link.packet_formats import get_format
+    fmt = get_format(fmt_name)
+    pz = P.Packetizer(d=d, seq0=seq0, fmt=fmt)
+    toks = [[rng.randrange(2048) for _ in range(8)] for _ in range(n_frames)]
+    allocs, pkts = [], []
+    for n in range(n_frames):
+        n_send = rng.randrange(0, 9)
+        r = rng.randrange(0, min(7, allocs[n - d][0]) + 1) if n >= d else 0
+        allocs.append((n_send, r))
+        pkts.append(pz.push(toks[n], n_send, r))
+    return pkts, toks, allocs
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["compact", "compact_crc"]), st.integers(1, 3), st.integers(0, 2**32),
+       st.floats(0, 0.6), st.floats(0, 0.3), st.integers(1, 700))
+def test_compact_output_equals_ground_truth_across_wrap(fmt, d, seed, p_loss, p_dup, n_frames):
+    """9-bit sequence: 700 frames wrap it; loss, duplicates and reordering by < 2 frames."""
+    rng = random.Random(seed)
+    pkts, toks, allocs = _compact_stream(n_frames, d, rng, fmt)
+    delivered = [rng.random() >= p_loss for _ in pkts]
+    timed = []
+    for n, pkt in enumerate(pkts):
+        if delivered[n]:
+            late = rng.uniform(0, 1.9) if rng.random() < 0.1 else 0.0
+            timed.append((n + late, pkt))
+            if rng.random() < p_dup:
+                timed.append((n + late + rng.uniform(0, 1.9), pkt))
+    ra = Reassembler(d=d, d_max=d + 2, packet_format=fmt)
+    out = []
+    for _, w in sorted(timed, key=lambda x: x[0]):
+        out += ra.push(w)
+    out += ra.flush(until=n_frames)
+    if not any(delivered):
+        return
+    # a burst longer than max_jump (64) resyncs as a long outage: still every index, in order
+    assert [f.index for f in out] == list(range(n_frames))
+    for f in out:
+        assert (f.tokens, f.states) == expected(f.index, toks, allocs, delivered, d)
+
+
+def test_compact_burst_of_one_second_and_more():
+    """Bursts of 13 (1 s), 100 and 254 frames (20.3 s, the most a 9-bit sequence can span: the
+    next packet is 255 ahead of the last one received) are placed right."""
+    rng = random.Random(7)
+    pkts, toks, allocs = _compact_stream(900, 1, rng, "compact")
+    for burst in (13, 100, 254):
+        ra = Reassembler(d=1, packet_format="compact")
+        out = ra.push(pkts[0]) + ra.push(pkts[1 + burst]) + ra.push(pkts[2 + burst])
+        assert [f.index for f in out] == list(range(3 + burst))
+        assert all(not f.received for f in out[1:1 + burst]) and out[-1].received
+
+
+def test_compact_receiver_rejects_v1_bytes_it_cannot_parse_or_misreads_them():
+    """No version field: the receiver must be configured. A v1 packet never crashes it."""
+    rng = random.Random(8)
+    v1_pkts, _, _ = make_stream(50, 1, rng)
+    ra = Reassembler(d=1, packet_format="compact_crc")
+    for w in v1_pkts:
+        ra.push(w)
+    ra.flush()
+    assert ra.counters["bad"] > 0 and ra.counters["packets"] == 50
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["v1", "compact"]), st.integers(1, 3), st.integers(0, 2**32),
+       st.floats(0, 0.7), st.integers(1, 120))
+def test_d_max_equal_d_loses_nothing_in_order(fmt, d, seed, p_loss, n_frames):
+    """In-order delivery (one packet per frame): d_max = d gives the same frames as d + 1, and
+    a lost frame is final one packet earlier (docs/latency.md)."""
+    rng = random.Random(seed)
+    pkts, _, _ = _compact_stream(n_frames, d, rng, fmt) if fmt != "v1" else make_stream(n_frames, d, rng)
+    wire = [w for w in pkts if rng.random() >= p_loss]
+    runs = {}
+    for d_max in (d, d + 1):
+        ra = Reassembler(d=d, d_max=d_max, packet_format=fmt)
+        frames, when = [], []                       # when: packets pushed before the frame came out
+        for i, w in enumerate(wire):
+            out = ra.push(w)
+            frames += out
+            when += [i] * len(out)
+        out = ra.flush(until=n_frames)
+        runs[d_max] = (frames + out, when + [len(wire)] * len(out))
+    assert runs[d][0] == runs[d + 1][0]
+    assert all(a <= b for a, b in zip(runs[d][1], runs[d + 1][1]))

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from gnuradio.largesc.app import loopback, run_app, run_options
+from gnuradio.largesc.app import loopback, run_app, run_options, run_summary
 from gnuradio.largesc.core import audio_io
 
 CLIP = run_options.BUNDLED_CLIP
@@ -134,3 +134,25 @@ def test_phy_channel_option_errors(tiny_wav, tmp_path):
     assert run_app.main(base + ["--taps", "1,zz"]) == 2
     assert run_app.main(base + ["--taps", "0,0"]) == 2
     assert run_app.main(base + ["--freq-offset", "0.7"]) == 2
+
+
+@pytest.mark.parametrize("fmt,on_air_max", [("v1", 1000.0), ("compact", 750.0), ("compact_crc", 800.0)])
+def test_packet_format_rates_add_up(short_wav, tmp_path, fmt, on_air_max):
+    """payload + header = on air (JSON and text); compact at B = 550 stays <= 750 bps."""
+    s = loopback.run(opts(short_wav, tmp_path / "f.wav", loss=0.2, recovery="zero", bandwidth=550.0,
+                          packet_format=fmt, seed=2))
+    assert s["packet_format"] == fmt and s["d_max"] == s["d"] == 1      # d_max defaults to d
+    assert s["payload_bps"] <= 550.0
+    assert abs(s["payload_bps"] + s["header_bps"] - s["on_air_bps"]) < 1e-9
+    assert s["on_air_bps"] <= on_air_max
+    assert s["frames_out"] == s["frames"] and s["bad_packets"] == 0
+    text = run_summary.format_summary(s)
+    assert f"{s['payload_bps']} + {s['header_bps']} = {s['on_air_bps']} bps" in text
+    assert f"packet format {fmt}" in text
+
+
+def test_packet_format_option_errors(short_wav, tmp_path):
+    with pytest.raises(SystemExit):
+        run_options.build_parser().parse_args(["--packet-format", "v2"])
+    with pytest.raises(ValueError, match="packet-format"):
+        loopback.run(opts(short_wav, tmp_path / "g.wav", packet_format="v2"))

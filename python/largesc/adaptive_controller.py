@@ -23,7 +23,8 @@ from gnuradio import gr
 
 from .core.link.controller import DEFAULT_FEEDBACK_TIMEOUT, MAX_TOKENS, MIN_TOKENS, AdaptiveController, LossRateInput
 from .core.link.frames import CODEBOOK_SIZE, FRAME_RATE, NUM_CODEBOOKS, TOKEN_BPS
-from .core.link.packet import EPOCH_MOD, MAX_FPP, SEQ_MOD, Packetizer, bit_budget
+from .core.link.packet import EPOCH_MOD, MAX_FPP, Packetizer
+from .core.link.packet_formats import DEFAULT_FORMAT, FORMATS, get_format
 from .gr_support import params as P
 from .gr_support.pdu import CTRL, FEEDBACK, PDUS, STATS, eos_pdu, make_pdu
 from .gr_support.stage_timing import StageObservers
@@ -43,6 +44,15 @@ def check_loss_rate(block, value, name="loss_rate"):
     return P.check_float(block, name, value, 0.0, 1.0)
 
 
+def check_packet_format(block, value, frames_per_packet=1):
+    """One of FORMATS; the compact formats need frames_per_packet = 1. Returns the PacketFormat."""
+    fmt = get_format(P.check_choice(block, "packet_format", value, FORMATS))
+    if frames_per_packet > fmt.max_fpp:
+        P.fail(block, "frames_per_packet", f"<= {fmt.max_fpp} with packet_format {fmt.name!r}",
+               frames_per_packet)
+    return fmt
+
+
 class adaptive_controller(gr.sync_block):
     """Per frame: choose N (codebooks sent) and R (codebooks of frame n-d repeated), build a packet.
 
@@ -57,12 +67,16 @@ class adaptive_controller(gr.sync_block):
     epoch (tells a restarted sender apart); stats_interval: 1..10**6 frames between ``stats``
     messages; feedback_timeout: 0..10**6 frames a feedback report holds; when the feedback
     channel stays silent that long the controller goes back to the configured loss_rate (the
-    safe default; counted as ``feedback_expired``); 0 = a report holds until the next one.
+    safe default; counted as ``feedback_expired``); 0 = a report holds until the next one;
+    packet_format: 'v1' (default; 24-bit header + CRC-8), 'compact' (12-bit header, no CRC: for
+    links that check frames, the GMSK PHY or UDP) or 'compact_crc' (12-bit header + CRC-8); the
+    compact formats carry one frame per packet (frames_per_packet 1) and no epoch. The receiver
+    (depacketizer) must use the same format.
     """
 
     def __init__(self, bandwidth_bps=1100.0, d=1, loss_rate=0.0, use_feedback=True, dtx=False,
                  dtx_tokens=1, window=25, frames_per_packet=1, epoch=-1, stats_interval=125,
-                 feedback_timeout=DEFAULT_FEEDBACK_TIMEOUT):
+                 feedback_timeout=DEFAULT_FEEDBACK_TIMEOUT, packet_format=DEFAULT_FORMAT):
         bandwidth_bps = check_bandwidth(NAME, bandwidth_bps)
         d = P.check_int(NAME, "d", d, 1, P.MAX_D, "frames")
         loss_rate = check_loss_rate(NAME, loss_rate)
@@ -71,6 +85,7 @@ class adaptive_controller(gr.sync_block):
         dtx_tokens = P.check_int(NAME, "dtx_tokens", dtx_tokens, 0, MIN_TOKENS - 1)
         window = P.check_int(NAME, "window", window, 1, MAX_WINDOW, "frames")
         frames_per_packet = P.check_int(NAME, "frames_per_packet", frames_per_packet, 1, MAX_FPP)
+        fmt = check_packet_format(NAME, packet_format, frames_per_packet)
         if frames_per_packet > d:
             P.fail(NAME, "frames_per_packet", f"<= d = {d} (a copy never shares a packet with "
                    f"its original)", frames_per_packet)
@@ -87,7 +102,8 @@ class adaptive_controller(gr.sync_block):
                                       dtx_tokens=dtx_tokens)
         if epoch < 0:
             epoch = random.SystemRandom().randrange(EPOCH_MOD)
-        self.pkt = Packetizer(d=d, epoch=epoch, fpp=frames_per_packet)
+        self.fmt = fmt
+        self.pkt = Packetizer(d=d, epoch=epoch, fpp=frames_per_packet, fmt=fmt)
         self.loss = LossRateInput(loss_rate, feedback_timeout)
         self.use_feedback = use_feedback
         self.stats_interval = stats_interval
@@ -206,13 +222,13 @@ class adaptive_controller(gr.sync_block):
         a = self.ctl.step(activity, self.loss.tick())
         frame = self.pkt.frame_index
         if self._group_meta is None:
-            self._group_meta = {"seq": frame % SEQ_MOD, "frame": frame, "allocs": []}
+            self._group_meta = {"seq": frame % self.fmt.seq_mod, "frame": frame, "allocs": []}
         self._group_meta["allocs"].append((a.n_send, a.n_repeat, a.importance))
         return self.pkt.push(row.tolist(), a.n_send, a.n_repeat)
 
     def _publish(self, data):
         g, self._group_meta = self._group_meta, None
-        bits = bit_budget([(n, r) for n, r, _ in g["allocs"]])
+        bits = self.fmt.bit_budget([(n, r) for n, r, _ in g["allocs"]])
         meta = {"seq": g["seq"], "epoch": self.pkt.epoch, "frame": g["frame"],
                 "n_send": g["allocs"][0][0], "n_repeat": g["allocs"][0][1],
                 "importance": float(g["allocs"][0][2]), "frames": len(g["allocs"]),
@@ -243,6 +259,8 @@ class adaptive_controller(gr.sync_block):
         f = max(1, c["frames"])
         c["payload_bps"] = c["payload_bits"] * FRAME_RATE / f
         c["overhead_bps"] = c["overhead_bits"] * FRAME_RATE / f
+        c["on_air_bps"] = c["payload_bps"] + c["overhead_bps"]
+        c["packet_format"] = self.fmt.name
         c["loss_rate"] = self.loss.value
         c["loss_rate_configured"] = self.loss.configured
         c["feedback_active"] = int(self.loss.from_feedback)

@@ -34,6 +34,7 @@ from gnuradio import gr
 
 from .core.link.feedback import LossEstimator
 from .core.link.frames import FRAME_SECONDS, NUM_CODEBOOKS
+from .core.link.packet_formats import DEFAULT_FORMAT, FORMATS
 from .core.link.reassembly import Reassembler
 from .gr_support import params as P
 from .gr_support.pdu import DONE, FEEDBACK, PDUS, STATS, SYSTEM, BadMessage, eos_frames, is_eos, parse_pdu
@@ -60,11 +61,14 @@ class depacketizer(gr.sync_block):
     eos_grace_s: 0..3600 s to wait for the eos mark after upstream finished;
     hold_last: keep the newest frame until the next one is final or the stream ends, so that
     the ``eos`` tag always lands on the last frame (file runs into a recovery that holds a
-    frame back; costs one frame of latency, so leave it off on live links).
+    frame back; costs one frame of latency, so leave it off on live links);
+    packet_format: 'v1' (default), 'compact' or 'compact_crc', as the sender's
+    adaptive_controller (docs/packet-format.md; nothing in a packet tells the formats apart).
     """
 
     def __init__(self, d=1, d_max=1, clocked=False, timeout_ms=0.0, feedback_interval=12,
-                 feedback_window=50, stats_interval=125, eos_grace_s=1.0, hold_last=False):
+                 feedback_window=50, stats_interval=125, eos_grace_s=1.0, hold_last=False,
+                 packet_format=DEFAULT_FORMAT):
         d = P.check_int(NAME, "d", d, 1, P.MAX_D, "frames")
         d_max = P.check_int(NAME, "d_max", d_max, 1, P.MAX_D_MAX, "frames")
         if d_max < d:
@@ -80,12 +84,14 @@ class depacketizer(gr.sync_block):
                                      P.MAX_STATS_INTERVAL, "frames")
         eos_grace_s = P.check_float(NAME, "eos_grace_s", eos_grace_s, 0.0, P.MAX_GRACE_S, what="s")
         hold_last = P.check_bool(NAME, "hold_last", hold_last)
+        packet_format = P.check_choice(NAME, "packet_format", packet_format, FORMATS)
         gr.sync_block.__init__(self, name="largesc_depacketizer", in_sig=None,
                                out_sig=[(np.int32, NUM_CODEBOOKS), (np.uint8, NUM_CODEBOOKS)])
         timeout = timeout_ms / 1000.0 if timeout_ms > 0 else None
         self.clocked = clocked
         self.ra = Reassembler(d=d, d_max=d_max, clocked=self.clocked,
-                              frame_period=FRAME_SECONDS, timeout=timeout)
+                              frame_period=FRAME_SECONDS, timeout=timeout,
+                              packet_format=packet_format)
         self.loss = LossEstimator(window=feedback_window, interval=feedback_interval)
         self.stats_interval = stats_interval
         self.eos_grace_s = eos_grace_s

@@ -26,6 +26,7 @@ from gnuradio import blocks, gr
 from gnuradio import filter as gr_filter
 
 from .core.link import frames
+from .core.link.packet_formats import DEFAULT_FORMAT, FORMATS
 from .core.profiles import DEFAULT_PROFILE
 from .core.recovery.base import LATENCY
 from .gr_support import params as P
@@ -36,6 +37,7 @@ from .gr_support.block_params import (
     check_temperature,
     check_top_k,
 )
+from .gr_support.latency import rx_latency_ms
 from .gr_support.rates import check_samp_rate, rational_ratio
 from .gr_support.stage_timing import StageTimer
 
@@ -66,10 +68,11 @@ class largesc_rx(gr.hier_block2):
         feedback_interval: frames between loss reports on `feedback`.
         lm_profile: profile of the `moshi` recovery LM if not `profile` ('' = same).
         frame_by_frame: decode one frame per model call (bit-exact file runs; see largesc_tx).
+        packet_format: v1 | compact | compact_crc, as the sender's (docs/packet-format.md).
 
     Ranges (checked before anything is built; a bad value raises ValueError naming it):
     samp_rate 1000..384000 Hz (resampling ratio <= 1000), d 1..8, d_max d..64,
-    num_codebooks 1..8, timeout_ms 0..60000, num_threads 1..64, seed 0..2**32-1,
+    num_codebooks 1..8, packet_format v1 | compact | compact_crc, timeout_ms 0..60000, num_threads 1..64, seed 0..2**32-1,
     temperature 0..10, top_k 0..2048, deadline_ms 0..10000, feedback_interval 1..10**4,
     lm_profile '' | tiny | kyutai-arch | kyutai | mini,
     mimi_weights / lora: '' or an existing safetensors file (lora: or folder).
@@ -78,7 +81,8 @@ class largesc_rx(gr.hier_block2):
     def __init__(self, samp_rate=24000, profile=DEFAULT_PROFILE, d=1, d_max=1, recovery="moshi",
                  num_codebooks=8, clocked=False, timeout_ms=0.0, device="cpu", num_threads=1,
                  seed=0, temperature=0.8, top_k=250, lora="", fill_not_sent=True, deadline_ms=0.0,
-                 mimi_weights="", feedback_interval=12, lm_profile="", frame_by_frame=False):
+                 mimi_weights="", feedback_interval=12, lm_profile="", frame_by_frame=False,
+                 packet_format=DEFAULT_FORMAT):
         from .core.profiles import LM_PROFILES
         from .depacketizer import MAX_FEEDBACK_FRAMES, MAX_TIMEOUT_MS
         samp_rate = check_samp_rate(NAME, samp_rate)
@@ -102,6 +106,7 @@ class largesc_rx(gr.hier_block2):
                               strategy_name="recovery")
         P.check_int(NAME, "feedback_interval", feedback_interval, 1, MAX_FEEDBACK_FRAMES, "frames")
         frame_by_frame = P.check_bool(NAME, "frame_by_frame", frame_by_frame)
+        P.check_choice(NAME, "packet_format", packet_format, FORMATS)
         gr.hier_block2.__init__(self, "largesc_rx", gr.io_signature(0, 0, 0),
                                 gr.io_signature.makev(2, 2, [gr.sizeof_float, K]))
         from .depacketizer import depacketizer
@@ -117,7 +122,7 @@ class largesc_rx(gr.hier_block2):
 
         self.depacketizer = depacketizer(d=d, d_max=d_max, clocked=clocked, timeout_ms=timeout_ms,
                                          feedback_interval=feedback_interval,
-                                         hold_last=self.hold_last)
+                                         hold_last=self.hold_last, packet_format=packet_format)
         self.recovery = token_recovery(profile=lm_profile or profile, strategy=recovery, temperature=temperature,
                                        top_k=top_k, seed=seed, device=device, num_threads=num_threads,
                                        lora=lora, fill_not_sent=fill_not_sent, deadline_ms=deadline_ms)
@@ -204,12 +209,10 @@ class largesc_rx(gr.hier_block2):
     def algorithmic_latency_ms(self):
         """{stage: ms} of the delay the RX adds by design (not compute). The redundancy wait
         applies to lost frames only (a received frame is released at once)."""
-        fr = frames.FRAME_SECONDS * 1e3
-        out = {"redundancy wait (lost frames)": self.d_max * fr,
-               "hold last frame (file runs only)": fr if self.hold_last else 0.0,
-               "recovery": RECOVERY_LATENCY[self.recovery_name] * fr,
-               "decoder": (self.decoder.codec.stream_delay_frames - self.decoder.codec.encoder_delay_frames) * fr,
-               "resampler (out)": 0.0}
+        codec = self.decoder.codec
+        out = rx_latency_ms(self.d_max, RECOVERY_LATENCY[self.recovery_name], codec.stream_delay_frames,
+                            codec.encoder_delay_frames, self.hold_last)
+        out["resampler (out)"] = 0.0
         if self.resampler is not None:
             taps = len(self.resampler.taps())
             out["resampler (out)"] = (taps - 1) / 2 / self.resampler.interpolation() \

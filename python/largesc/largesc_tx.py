@@ -27,9 +27,11 @@ from gnuradio import gr
 
 from .core.link import frames
 from .core.link.packet import EPOCH_MOD, MAX_FPP
+from .core.link.packet_formats import DEFAULT_FORMAT
 from .core.profiles import DEFAULT_PROFILE
 from .gr_support import params as P
 from .gr_support.block_params import check_codec_params
+from .gr_support.latency import tx_latency_ms
 from .gr_support.rates import check_samp_rate, rational_ratio
 from .gr_support.stage_timing import StageTimer
 
@@ -116,6 +118,9 @@ class largesc_tx(gr.hier_block2):
             encoder as many frames as are ready, and Mimi's streaming convolutions round
             differently for different chunk sizes (last-bit differences); one frame per call
             makes file runs bit-exact (same input and seed -> same bytes).
+        packet_format: v1 (default, 24-bit header + CRC-8), compact (12-bit header, no CRC, for
+            links that check frames: the GMSK PHY, UDP) or compact_crc; the compact formats need
+            frames_per_packet 1. RX must use the same format (docs/packet-format.md).
 
     Every parameter is checked before anything is built (samp_rate 1000..384000 Hz with a
     resampling ratio <= 1000; the others as above and in mimi_encoder / adaptive_controller);
@@ -124,8 +129,8 @@ class largesc_tx(gr.hier_block2):
 
     def __init__(self, samp_rate=24000, profile=DEFAULT_PROFILE, bandwidth_bps=1100.0, d=1, loss_rate=0.0,
                  use_feedback=True, dtx=False, frames_per_packet=1, device="cpu", num_threads=1,
-                 mimi_weights="", seed=-1, frame_by_frame=False):
-        from .adaptive_controller import check_bandwidth, check_loss_rate
+                 mimi_weights="", seed=-1, frame_by_frame=False, packet_format=DEFAULT_FORMAT):
+        from .adaptive_controller import check_bandwidth, check_loss_rate, check_packet_format
         samp_rate = check_samp_rate(NAME, samp_rate)
         check_codec_params(NAME, profile, frames.SAMPLE_RATE, device, num_threads, mimi_weights, 1)
         check_bandwidth(NAME, bandwidth_bps)
@@ -136,6 +141,7 @@ class largesc_tx(gr.hier_block2):
         fpp = P.check_int(NAME, "frames_per_packet", frames_per_packet, 1, MAX_FPP)
         if fpp > d:
             P.fail(NAME, "frames_per_packet", f"<= d = {d}", frames_per_packet)
+        check_packet_format(NAME, packet_format, fpp)
         seed = P.check_int(NAME, "seed", seed, -1, P.MAX_SEED, "-1: random epoch")
         frame_by_frame = P.check_bool(NAME, "frame_by_frame", frame_by_frame)
         gr.hier_block2.__init__(self, "largesc_tx", gr.io_signature(1, 1, gr.sizeof_float),
@@ -156,7 +162,8 @@ class largesc_tx(gr.hier_block2):
         self.pacer = _frame_pacer()
         self.controller = adaptive_controller(bandwidth_bps=bandwidth_bps, d=d, loss_rate=loss_rate,
                                               use_feedback=use_feedback, dtx=dtx,
-                                              frames_per_packet=frames_per_packet, epoch=epoch)
+                                              frames_per_packet=frames_per_packet, epoch=epoch,
+                                              packet_format=packet_format)
         self.timers = {"encode": StageTimer(), "controller": StageTimer()}
         self.encoder.stage_observers.add(self.timers["encode"])
         self.controller.stage_observers.add(self.timers["controller"])
@@ -244,6 +251,5 @@ class largesc_tx(gr.hier_block2):
             taps = len(self.resampler.taps())
             out["resampler (in)"] = (taps - 1) / 2 / self.resampler.interpolation() / self.samp_rate * 1e3
         # the frame itself, plus the codec's encoder look-ahead (mini: one frame for WORLD analysis)
-        out["frame buffering"] = (1 + self.encoder.codec.encoder_delay_frames) * frames.FRAME_SECONDS * 1e3
-        out["packetization"] = (self.controller.pkt.fpp - 1) * frames.FRAME_SECONDS * 1e3
+        out.update(tx_latency_ms(self.encoder.codec.encoder_delay_frames, self.controller.pkt.fpp))
         return out

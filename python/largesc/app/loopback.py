@@ -40,7 +40,7 @@ def loopback_flowgraph(x, rate, o, d_max, out_rate=None, source=None, sink=None)
             self.tx = largesc_tx(samp_rate=rate, profile=o.profile, bandwidth_bps=o.bandwidth, d=o.d,
                                  loss_rate=o.loss, use_feedback=o.feedback == "loop", dtx=o.dtx,
                                  device=o.device, num_threads=o.threads, seed=o.seed,
-                                 frame_by_frame=not o.batch)
+                                 frame_by_frame=not o.batch, packet_format=o.packet_format)
             if o.channel == "phy":
                 from ..packet_phy import packet_phy
                 self.channel = packet_phy(snr_db=o.snr, freq_offset=o.freq_offset,
@@ -51,7 +51,8 @@ def loopback_flowgraph(x, rate, o, d_max, out_rate=None, source=None, sink=None)
                                                       seed=o.seed)
             self.rx = largesc_rx(samp_rate=out_rate or rate, profile=o.profile, d=o.d, d_max=d_max,
                                  recovery=o.recovery, device=o.device, num_threads=o.threads,
-                                 seed=o.seed, lm_profile=o.lm_profile, frame_by_frame=not o.batch)
+                                 seed=o.seed, lm_profile=o.lm_profile, frame_by_frame=not o.batch,
+                                 packet_format=o.packet_format)
             self.sink = blocks.vector_sink_f() if sink is None else sink
             self.connect(*chain, self.tx)
             self.msg_connect(self.tx, "pdus", self.channel, "pdus")

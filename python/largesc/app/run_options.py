@@ -5,6 +5,7 @@ import argparse
 import math
 from pathlib import Path
 
+from ..core.link.packet_formats import DEFAULT_FORMAT, FORMATS
 from ..core.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 
 RECOVERY_CHOICES = ["moshi", "repeat", "zero", "prefix", "interp"]
@@ -42,7 +43,12 @@ def build_parser(prog: str = "gr-largesc run") -> argparse.ArgumentParser:
                    help="--channel phy: multipath taps, comma-separated (e.g. 1,0.3,0.1)")
     p.add_argument("--recovery", choices=RECOVERY_CHOICES, default="moshi")
     p.add_argument("--d", type=int, default=1, help="copy distance d (frames)")
-    p.add_argument("--d-max", type=int, default=0, help="frames RX waits for copies (0: d + 1)")
+    p.add_argument("--d-max", type=int, default=0,
+                   help="frames RX waits for copies (0: d, enough with one packet per frame and "
+                        "in-order delivery; more only helps a copy overtaken by later packets)")
+    p.add_argument("--packet-format", choices=list(FORMATS), default=DEFAULT_FORMAT,
+                   help="v1: 24-bit header + CRC-8; compact: 12-bit header, no CRC (the erasure "
+                        "channel and the GMSK PHY check frames); compact_crc: 12-bit header + CRC-8")
     p.add_argument("--dtx", action="store_true", help="discontinuous transmission")
     p.add_argument("--feedback", choices=["oracle", "loop"], default="oracle",
                    help="controller's loss rate: the configured p (reproducible) or RX reports")
@@ -88,10 +94,12 @@ def checked_options(options):
         raise ValueError(f"--loss must be in [0, 1], got {o.loss}")
     if o.d < 1 or o.d_max < 0 or (o.d_max and o.d_max < o.d):
         raise ValueError(f"need d >= 1 and d_max >= d (or 0), got d = {o.d}, d_max = {o.d_max}")
+    if o.packet_format not in FORMATS:
+        raise ValueError(f"--packet-format must be one of {', '.join(FORMATS)}, got {o.packet_format!r}")
     if o.channel == "phy":
         _taps(o.taps)
         if not abs(o.freq_offset) < 0.5:
             raise ValueError(f"--freq-offset must be in (-0.5, 0.5) cycles per sample, got {o.freq_offset}")
     elif o.loss_model == "trace" and not o.trace:
         raise ValueError("--loss-model trace needs --trace FILE")
-    return o, (o.d_max if o.d_max > 0 else o.d + 1)
+    return o, (o.d_max if o.d_max > 0 else o.d)

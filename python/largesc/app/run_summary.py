@@ -1,6 +1,8 @@
 """The summary of a loopback run: counters, rates and the latency table, as a dict and as text."""
 from __future__ import annotations
 
+from ..gr_support.latency import latency_totals
+
 
 def _channel_stats(o, ch) -> dict:
     """{'sent', 'dropped', 'loss'} of data packets, whichever channel; plus the PHY's counters."""
@@ -27,9 +29,10 @@ def _summary(o, rate, n_in, tx, ch, rx, load_s, run_s, d_max) -> dict:
     compute = {"encode": ts["compute"]["encode"], "controller + packetizer": ts["compute"]["controller"],
                "recovery": rs["compute"]["recovery"], "decode": rs["compute"]["decode"]}
     # a live link has neither the file-mode hold nor (for received frames) the copy wait
-    algo_received = sum(v for k, v in algo.items() if not k.startswith(("redundancy", "hold")))
+    algo_received, algo_lost = latency_totals(algo, d_max)
     compute_frame = sum(c["ms_per_frame"] for c in compute.values())
-    on_air = round(ctl["payload_bps"] + ctl["overhead_bps"], 2)
+    # on air = payload + header as printed (each rounded to 0.01 bps), so the table adds up
+    on_air = round(round(ctl["payload_bps"], 2) + round(ctl["overhead_bps"], 2), 2)
     phy = {}
     if o.channel == "phy":
         ov = ch.overhead()
@@ -53,6 +56,7 @@ def _summary(o, rate, n_in, tx, ch, rx, load_s, run_s, d_max) -> dict:
         "output_samples": n_in, "profile": o.profile, "recovery": o.recovery,
         "bandwidth_bps": o.bandwidth, "loss": o.loss, "loss_model": o.loss_model,
         "burst": o.burst, "d": o.d, "d_max": d_max, "feedback": o.feedback, "seed": o.seed,
+        "packet_format": getattr(o, "packet_format", "v1"),
         "frames": n_frames, "packets": ctl["packets"],
         "payload_bits": ctl["payload_bits"], "header_bits": ctl["overhead_bits"],
         "payload_bps": round(ctl["payload_bps"], 2), "header_bps": round(ctl["overhead_bps"], 2),
@@ -66,7 +70,7 @@ def _summary(o, rate, n_in, tx, ch, rx, load_s, run_s, d_max) -> dict:
         "loss_estimate_rx": round(dep["loss_rate"], 4),
         "latency": {"algorithmic_ms": {k: round(v, 2) for k, v in algo.items()},
                     "algorithmic_ms_received_frame": round(algo_received, 2),
-                    "algorithmic_ms_lost_frame": round(algo_received + d_max * frames.FRAME_SECONDS * 1e3, 2),
+                    "algorithmic_ms_lost_frame": round(algo_lost, 2),
                     "compute_ms_per_frame": compute,
                     "compute_ms_per_frame_total": round(compute_frame, 3),
                     "gnuradio_buffering": "not measured in a file run (unthrottled: queueing, "
@@ -107,6 +111,8 @@ def format_summary(s: dict) -> str:
             ("frames", s["frames"]), ("packets", s["packets"]),
             ("payload bits / bps", f"{s['payload_bits']} / {s['payload_bps']}"),
             ("header bits / bps", f"{s['header_bits']} / {s['header_bps']} (header + CRC + pad)"),
+            ("payload + header = on-air (packet format " + s.get("packet_format", "v1") + ")",
+             f"{s['payload_bps']} + {s['header_bps']} = {s['on_air_bps']} bps"),
             *rate_rows,
             ("packets dropped" + (" (lost by the PHY)" if s.get("channel") == "phy" else ""),
              f"{s['packets_dropped']} ({s['channel_loss']:.1%})"),

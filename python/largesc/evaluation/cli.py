@@ -28,6 +28,11 @@ PRESETS = {
                   systems=("largesc", "largesc-no-uep", "largesc-fixed-n", "largesc-repeat", "largesc-zero",
                            "largesc-prefix", "opus", "aac", "codec2-700c", "codec2-1300", "codec2-3200",
                            "reference")),
+    # Gilbert-Elliott bursts of 400 ms and 1 s mean (5 and 12.5 LargeSC packets; 20 and 50 Opus
+    # packets): LargeSC (d = 1) against Opus with in-band FEC and Codec 2, at both LargeSC budgets
+    "bursts": dict(speech="quick", utterances=4, ps=(0.1, 0.2), bandwidths=(550.0, 1100.0),
+                   loss_models=("gilbert_elliott@400", "gilbert_elliott@1000"),
+                   systems=("largesc", "largesc-no-uep", "opus", "codec2-1300", "reference")),
 }
 
 
@@ -69,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "Mimi's latent level, mini's input level) or always the input level")
     s.add_argument("--systems", type=_names, help=f"comma list from: {', '.join(systems.SYSTEMS)}")
     s.add_argument("--p", dest="ps", type=_floats, help="comma list of loss rates")
-    s.add_argument("--loss-models", type=_names, help=f"comma list from {', '.join(losstrace.LOSS_MODELS)}")
+    s.add_argument("--loss-models", type=_names, help=f"comma list from {', '.join(losstrace.LOSS_MODELS)}, "
+                   "or gilbert_elliott@<mean burst ms> (a burst per model)")
+    s.add_argument("--packet-format", default="v1", choices=["v1", "compact", "compact_crc"],
+                   help="LargeSC packet format (docs/packet-format.md): sets its header and on-air rate")
     s.add_argument("--bandwidths", type=_floats, help="comma list of LargeSC budgets B (bps)")
     s.add_argument("--metrics", type=_names, default=metrics.METRICS, help=f"comma list from {', '.join(metrics.METRICS)}")
     s.add_argument("--speech", help=f"speech set name ({', '.join(speech.SETS)}) or manifest.json path")
@@ -125,13 +133,17 @@ def cmd_sweep(a, argv) -> int:
                         ps=a.ps or pre["ps"], bandwidths=a.bandwidths or pre["bandwidths"],
                         metrics=tuple(a.metrics), seed=a.seed, burst_ms=a.burst_ms, slot_rule=a.slot_rule,
                         cache_dir=None if a.no_cache else str(cache_root), activity=a.activity,
-                        temperature=a.temperature)
+                        temperature=a.temperature, packet_format=a.packet_format)
     from . import losstrace, metrics
     try:
         for name in cfg.systems:
             systems.get(name)
         bad = [m for m in cfg.metrics if m not in metrics.METRICS]
-        bad += [m for m in cfg.loss_models if m not in losstrace.LOSS_MODELS]
+        for m in cfg.loss_models:
+            try:
+                losstrace.parse_model(m, cfg.burst_ms)
+            except ValueError:
+                bad.append(m)
         if bad:
             raise ValueError(f"unknown metric or loss model: {', '.join(bad)}")
         if any(not 0.0 <= p < 1.0 for p in cfg.ps):
@@ -165,7 +177,7 @@ def cmd_sweep(a, argv) -> int:
             "profile": cfg.profile, "model": model, "recovery": cfg.recovery, "systems": list(cfg.systems),
             "activity": cfg.activity, "temperature": cfg.temperature, "bandwidths": list(cfg.bandwidths),
             "speech": str(a.speech or pre["speech"]), "seed": cfg.seed, "slot_rule": cfg.slot_rule,
-            "burst_ms": cfg.burst_ms, "jobs": a.jobs, "wall_s": wall,
+            "burst_ms": cfg.burst_ms, "jobs": a.jobs, "wall_s": wall, "packet_format": cfg.packet_format,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             "utterances": [{k: u[k] for k in ("id", "text", "source", "licence", "seconds")} for u in utts]}
     i, n = a.shard
@@ -191,7 +203,8 @@ def flowgraph_latency(cfg, timeout_s: float = 240.0) -> str:
     import subprocess
     import tempfile
     args = ["--profile", cfg.profile, "--recovery", cfg.recovery, "--loss", f"{max(cfg.ps):g}",
-            "--bandwidth", f"{cfg.bandwidths[0]:g}", "--seed", str(cfg.seed)]
+            "--bandwidth", f"{cfg.bandwidths[0]:g}", "--seed", str(cfg.seed),
+            "--packet-format", getattr(cfg, "packet_format", "v1")]
     shown = "gr-largesc run " + " ".join(args)
     try:
         from ..app import run_summary

@@ -35,6 +35,7 @@ from ..core.audio_io import resample
 from ..core.link import frames
 from ..core.link.controller import AdaptiveController
 from ..core.link.packet import Packetizer
+from ..core.link.packet_formats import get_format
 from ..core.link.reassembly import Reassembler, frames_to_arrays
 from ..core.profiles import DEFAULT_PROFILE
 
@@ -160,8 +161,11 @@ def oracle(codes: np.ndarray, tokens: np.ndarray, states: np.ndarray) -> tuple[n
 def run(x16: np.ndarray, trace, *, profile: str = DEFAULT_PROFILE, bandwidth_bps: float = 1100.0,
         p: float = 0.0, allocation: str = "adaptive", recovery: str = "moshi", d: int = 1,
         lora: str | None = None, seed: int = 0, activity: str = "codec",
-        temperature: float | None = None) -> tuple[np.ndarray, dict]:
+        temperature: float | None = None, packet_format: str = "v1") -> tuple[np.ndarray, dict]:
     """One utterance through LargeSC; returns (y float32 16 kHz, info).
+
+    packet_format: v1 | compact | compact_crc (core.link.packet_formats); info reports
+    payload_bps (token bits), header_bps (header + CRC + pad) and on_air_bps (their sum).
 
     activity: what the controller's content importance is computed from: ``codec`` (the codec's
     own source, as the blocks do: Mimi's latent level, mini's input level; core.codec.activity_db)
@@ -178,8 +182,8 @@ def run(x16: np.ndarray, trace, *, profile: str = DEFAULT_PROFILE, bandwidth_bps
     elif activity != "codec":
         raise ValueError("activity must be 'codec' or 'audio'")
     allocs = allocations(act, allocation, bandwidth_bps, p, d)
-    pk = Packetizer(d=d, epoch=0)
-    ra = Reassembler(d=d)
+    pk = Packetizer(d=d, epoch=0, fmt=get_format(packet_format))
+    ra = Reassembler(d=d, packet_format=packet_format)
     out_frames = []
     lost = 0
     for f in range(nfr):
@@ -217,6 +221,8 @@ def run(x16: np.ndarray, trace, *, profile: str = DEFAULT_PROFILE, bandwidth_bps
     dur = nfr * frames.FRAME_SECONDS
     info = {"payload_bps": pk.counters["payload_bits"] / dur,
             "overhead_bps": pk.counters["overhead_bits"] / dur,
+            "header_bps": pk.counters["overhead_bits"] / dur,
+            "on_air_bps": (pk.counters["payload_bits"] + pk.counters["overhead_bits"]) / dur,
             "packet_ms": FRAME_MS, "packets": pk.counters["packets"], "lost": lost,
             "mean_n": float(np.mean([a[0] for a in allocs])) if allocs else 0.0,
             "mean_r": float(np.mean([a[1] for a in allocs])) if allocs else 0.0,

@@ -10,6 +10,10 @@ So 20, 40, 64 and 80 ms packets all see a packet loss rate of p, from the same c
 realisation (the 80 ms packets see every 4th slot). The alternative rule ``any`` (lost if any
 slot it spans is lost) gives longer packets a higher loss rate, 1 - (1 - p)^(D / 20 ms) on a
 Bernoulli channel; it is available with --slot-rule any.
+
+A loss model name may carry its own mean burst: ``gilbert_elliott@400`` is Gilbert-Elliott with a
+400 ms mean burst whatever --burst-ms says (5 LargeSC packets of 80 ms, 20 Opus packets of 20 ms),
+so one sweep can hold several burst lengths (preset ``bursts``: 400 ms and 1 s).
 """
 from __future__ import annotations
 
@@ -21,6 +25,24 @@ import numpy as np
 SLOT_MS = 20.0
 SLOT_RULES = ("last", "any")
 LOSS_MODELS = ("bernoulli", "gilbert_elliott")
+MAX_BURST_MS = 60000.0
+
+
+def parse_model(name: str, burst_ms: float = 160.0) -> tuple[str, float]:
+    """'gilbert_elliott@400' -> ('gilbert_elliott', 400.0); a plain name keeps `burst_ms`.
+    Raises ValueError on an unknown model or a burst outside [20, 60000] ms."""
+    base, sep, burst = str(name).partition("@")
+    if base not in LOSS_MODELS or (sep and base != "gilbert_elliott"):
+        raise ValueError(f"unknown loss model {name!r}: one of {', '.join(LOSS_MODELS)}, or "
+                         "gilbert_elliott@<mean burst ms>")
+    if sep:
+        try:
+            burst_ms = float(burst)
+        except ValueError:
+            raise ValueError(f"loss model {name!r}: the burst must be a number of ms") from None
+        if not SLOT_MS <= burst_ms <= MAX_BURST_MS:
+            raise ValueError(f"loss model {name!r}: the burst must lie in [{SLOT_MS:g}, {MAX_BURST_MS:g}] ms")
+    return base, burst_ms
 
 
 def trace_seed(seed: int, utterance: str, model: str, p: float, burst_ms: float) -> int:
@@ -74,5 +96,8 @@ class LossTrace:
 
 def make_trace(utterance: str, duration_s: float, model: str, p: float, seed: int,
                burst_ms: float = 160.0, rule: str = "last", margin_s: float = 1.0) -> LossTrace:
+    """The trace of one (utterance, condition); `model` may name its burst (parse_model)."""
+    base, burst_ms = (model, burst_ms) if model == "none" else parse_model(model, burst_ms)   # none: reference
     n = int(math.ceil((duration_s + margin_s) * 1000.0 / SLOT_MS))
-    return LossTrace(slot_trace(n, model, p, trace_seed(seed, utterance, model, p, burst_ms), burst_ms), rule)
+    seed = trace_seed(seed, utterance, model, p, burst_ms)      # the name (with @burst) keys the seed
+    return LossTrace(slot_trace(n, base, p, seed, burst_ms), rule)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import systems as systems_mod
+from .systems import RATE_COLUMNS
 
 MAIN_METRICS = ("stoi", "pesq_wb", "visqol", "plcmos", "dnsmos_ovrl", "wer")
 LABELS = {"stoi": "STOI", "pesq_wb": "PESQ-WB", "visqol": "ViSQOL v3 (speech)", "plcmos": "PLCMOS v2",
@@ -32,16 +33,28 @@ def _bw(v):
 
 
 def summarise(rows: list[dict]) -> dict:
-    """{(system, loss_model, p, B, metric): (mean, ci, n)} and the mean payload rate per cell."""
+    """{(system, loss_model, p, B, metric): (mean, ci, n)}, the mean payload rate per cell
+    ("rate") and the mean payload / header / on-air rates per cell ("rates": {column: bps})."""
     vals = defaultdict(list)
-    rate = defaultdict(list)
+    rates = {c: defaultdict(list) for c in RATE_COLUMNS}
     for r in rows:
         k = (r["system"], r["loss_model"], float(r["p"]), _bw(r["bandwidth_bps"]))
         vals[k + (r["metric"],)].append(float(r["value"]))
-        if r["payload_bps"] not in ("", None) and np.isfinite(float(r["payload_bps"])):
-            rate[k].append(float(r["payload_bps"]))
-    return {"stats": {k: mean_ci(v) for k, v in vals.items()},
-            "rate": {k: float(np.nanmean(v)) for k, v in rate.items() if v}}
+        for c in RATE_COLUMNS:
+            v = r.get(c, "")
+            if v not in ("", None) and np.isfinite(float(v)):
+                rates[c][k].append(float(v))
+    mean = {c: {k: float(np.nanmean(v)) for k, v in d.items() if v} for c, d in rates.items()}
+    return {"stats": {k: mean_ci(v) for k, v in vals.items()}, "rate": mean["payload_bps"], "rates": mean}
+
+
+def _rate_cells(rates: dict, name: str) -> list:
+    """Payload, header, on-air bps of a system (means over its cells); '-' where not modelled."""
+    out = []
+    for c in RATE_COLUMNS:
+        v = [x for k, x in rates[c].items() if k[0] == name]
+        out.append(f"{np.mean(v):.0f} bps" if v else "-")
+    return out
 
 
 def _cell(m, ci, fmt="{:.3f}"):
@@ -72,7 +85,8 @@ def write_report(rows: list[dict], out_dir: str | Path, meta: dict, plots: bool 
     L.append(f"Loss: one seeded trace per (utterance, loss model, p) on a 20 ms slot grid, seed {meta.get('seed')}, "
              f"rule `{meta.get('slot_rule')}` (a packet is lost iff the slot in which its audio ends is lost"
              + (", or any slot it spans" if meta.get("slot_rule") == "any" else "")
-             + f"); Gilbert-Elliott mean burst {meta.get('burst_ms')} ms.  ")
+             + f"); Gilbert-Elliott mean burst {meta.get('burst_ms')} ms unless the model names its own "
+             "(`gilbert_elliott@400`: 400 ms mean, i.e. 5 LargeSC packets of 80 ms).  ")
     if meta.get("wall_s") is not None:
         L.append(f"Wall time: {meta['wall_s']:.0f} s on {meta.get('machine', 'this machine')} "
                  f"(--jobs {meta.get('jobs', 1)}).  ")
@@ -87,8 +101,9 @@ def write_report(rows: list[dict], out_dir: str | Path, meta: dict, plots: bool 
         L.append(f"**Note:** profile `{profile}` has random weights: LargeSC's output is noise, so its numbers "
                  "test the harness, not the method.\n")
     L.append("## Systems\n")
-    L.append("| system | packet | payload rate (mean over conditions) | algorithmic latency |")
-    L.append("|---|---|---|---|")
+    L.append("| system | packet | payload rate (mean over conditions) | header rate | on-air rate | "
+             "algorithmic latency |")
+    L.append("|---|---|---|---|---|---|")
     for name in sys_order:
         sysobj = systems_mod.SYSTEMS.get(name)
         r_all = [v for k, v in rate.items() if k[0] == name]
@@ -97,8 +112,9 @@ def write_report(rows: list[dict], out_dir: str | Path, meta: dict, plots: bool 
                                                  meta.get("profile", "tiny")) if sysobj else {}
         lat_s = (f"{sum(lat.values()):.0f} ms (packet {lat['packet']:.0f} + lookahead {lat['lookahead']:.1f} "
                  f"+ receiver wait {lat['receiver_wait']:.0f} + recovery {lat['recovery']:.0f})") if lat else ""
-        L.append(f"| {name} | {pk:g} ms | {np.mean(r_all):.0f} bps | {lat_s} |" if r_all and np.isfinite(np.mean(r_all))
-                 else f"| {name} | - | - | - |")
+        pay, head, air = _rate_cells(s["rates"], name)
+        L.append(f"| {name} | {pk:g} ms | {pay} | {head} | {air} | {lat_s} |"
+                 if r_all and np.isfinite(np.mean(r_all)) else f"| {name} | - | - | - | - | - |")
     for name in sys_order:
         sysobj = systems_mod.SYSTEMS.get(name)
         r_all = [v for k, v in rate.items() if k[0] == name]
@@ -111,13 +127,14 @@ def write_report(rows: list[dict], out_dir: str | Path, meta: dict, plots: bool 
             break
     L.append("\nAlgorithmic latency counts packetisation, codec look-ahead and the receiver's waits "
              "(LargeSC: copy distance d = 1 frame, `moshi` recovery holds one frame); it excludes "
-             "processing time. Payload rates count codec payload only (LargeSC: token bits; header and "
-             "CRC are reported separately in the packet format doc).\n")
+             "processing time. Payload rates count codec payload only (LargeSC: token bits); the header "
+             "rate is LargeSC's header + CRC + padding (packet format "
+             f"`{meta.get('packet_format', 'v1')}`, docs/packet-format.md) and on air = payload + header. "
+             "The baselines' own framing (RTP/UDP or a PHY's) is not modelled: '-'.\n")
     if meta.get("flowgraph_latency"):
         L.append("### LargeSC latency, measured on the GNU Radio flowgraph\n")
         L.append(meta["flowgraph_latency"] + "\n")
-        L.append("(The flowgraph's default d_max may exceed the sweep's d = d_max = 1, so its lost-frame "
-                 "wait can be longer than in the systems table above.)\n")
+        L.append("(The flowgraph runs with d = d_max = 1, as the sweep; docs/latency.md.)\n")
     for m in metrics_present + extra_metrics:
         L.append(f"## {LABELS.get(m, m)}\n")
         for bw in (bws or [None]):
@@ -153,7 +170,7 @@ def write_report(rows: list[dict], out_dir: str | Path, meta: dict, plots: bool 
     L.append("## Files\n")
     L.append("- `results.csv`: one row per (utterance, system, condition, metric): columns "
              "utterance, system, profile, recovery, loss_model, p, bandwidth_bps, packet_ms, payload_bps, "
-             "lost_fraction, metric, value, seed.")
+             "header_bps, on_air_bps, lost_fraction, metric, value, seed.")
     path = out_dir / "report.md"
     path.write_text("\n".join(L) + "\n")
     return path

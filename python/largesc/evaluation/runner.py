@@ -25,7 +25,9 @@ from . import losstrace, metrics, systems
 
 CODE_VERSION = "e1"
 COLUMNS = ["utterance", "system", "profile", "recovery", "loss_model", "p", "bandwidth_bps", "packet_ms",
-           "payload_bps", "lost_fraction", "metric", "value", "seed"]
+           "payload_bps", "header_bps", "on_air_bps", "lost_fraction", "metric", "value", "seed"]
+RATE_COLUMNS = systems.RATE_COLUMNS
+OLD_COLUMNS = [c for c in COLUMNS if c not in ("header_bps", "on_air_bps")]   # results before issue 16
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Config:
     cache_dir: str | None = None
     activity: str = "codec"
     temperature: float | None = None          # moshi recovery sampling temperature (None: its default)
+    packet_format: str = "v1"                 # LargeSC packet format (core.link.packet_formats)
 
     def conditions(self, system: systems.System) -> list[tuple[str, float, float | None]]:
         """(loss model, p, B) for a system; B only for systems that follow the budget."""
@@ -125,13 +128,14 @@ def _decode(cfg: Config, cache: Cache, system, utt, trace, p, bw):
              cfg.recovery if system.kind == "largesc" else "", cfg.lora if system.kind == "largesc" else "",
              cfg.activity if system.kind == "largesc" else "",
              p, bw, cfg.seed, utt["hash"], trace.digest(),
-             *(() if cfg.temperature is None or system.kind != "largesc" else (("temperature", cfg.temperature),)))
+             *(() if cfg.temperature is None or system.kind != "largesc" else (("temperature", cfg.temperature),)),
+             *(() if cfg.packet_format == "v1" or system.kind != "largesc" else (("format", cfg.packet_format),)))
     hit = cache.get_decode(key)
     if hit is not None:
         return hit
     y, info = systems.run(system, utt["audio"], trace, p=p, bandwidth_bps=bw or 0.0, profile=cfg.profile,
                           recovery=cfg.recovery, lora=cfg.lora, seed=cfg.seed, activity=cfg.activity,
-                          temperature=cfg.temperature)
+                          temperature=cfg.temperature, packet_format=cfg.packet_format)
     info = {k: v for k, v in info.items() if isinstance(v, (int, float, str))}
     cache.put_decode(key, y, info)
     return y, info
@@ -176,7 +180,8 @@ def run_task(cfg: Config, utt: dict, system_name: str) -> list[dict]:
                 "profile": cfg.profile if system.kind == "largesc" else "",
                 "recovery": (system.params["recovery"] or cfg.recovery) if system.kind == "largesc" else "",
                 "loss_model": model, "p": p, "bandwidth_bps": "" if bw is None else bw,
-                "packet_ms": info.get("packet_ms", ""), "payload_bps": info.get("payload_bps", ""),
+                "packet_ms": info.get("packet_ms", ""),
+                **{c: info.get(c, "") for c in RATE_COLUMNS},
                 "lost_fraction": lost_frac, "metric": m, "value": scores[m], "seed": cfg.seed})
     return rows
 
@@ -243,7 +248,7 @@ def sort_rows(rows: list[dict]) -> list[dict]:
                                        r["utterance"], r["metric"]))
 
 
-_FLOAT_COLS = ("p", "bandwidth_bps", "packet_ms", "payload_bps", "lost_fraction", "value")
+_FLOAT_COLS = ("p", "bandwidth_bps", "packet_ms", *RATE_COLUMNS, "lost_fraction", "value")
 
 
 def _fmt(v, col=""):
@@ -268,12 +273,12 @@ def write_csv(path: str | Path, rows: list[dict]) -> None:
 def read_csv(path: str | Path) -> list[dict]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    if rows and list(rows[0].keys()) != COLUMNS:
+    if rows and list(rows[0].keys()) not in (COLUMNS, OLD_COLUMNS):
         raise ValueError(f"{path}: columns {list(rows[0].keys())} are not {COLUMNS}")
     for r in rows:
         for k in ("p", "value", "lost_fraction"):
             r[k] = float(r[k])
         r["seed"] = int(r["seed"])
-        for k in ("bandwidth_bps", "packet_ms", "payload_bps"):
-            r[k] = float(r[k]) if r[k] not in ("", None) else ""
+        for k in ("bandwidth_bps", "packet_ms", *RATE_COLUMNS):
+            r[k] = float(r[k]) if r.get(k) not in ("", None) else ""
     return rows

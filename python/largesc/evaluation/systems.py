@@ -21,6 +21,8 @@ import numpy as np
 from ..core.profiles import DEFAULT_PROFILE
 from ..core.recovery.base import LATENCY
 
+RATE_COLUMNS = ("payload_bps", "header_bps", "on_air_bps")   # codec payload, header + CRC + pad, sum
+
 
 @dataclass(frozen=True)
 class System:
@@ -64,7 +66,9 @@ def get(name: str) -> System:
 
 def run(system: System, x16: np.ndarray, trace, *, p: float, bandwidth_bps: float, profile: str,
         recovery: str, lora: str | None, seed: int, activity: str = "codec",
-        temperature: float | None = None) -> tuple[np.ndarray, dict]:
+        temperature: float | None = None, packet_format: str = "v1") -> tuple[np.ndarray, dict]:
+    """(y, info); info has payload_bps, and for LargeSC also header_bps and on_air_bps (the
+    baselines' own framing, e.g. RTP/UDP, is not modelled: their header and on-air rates are blank)."""
     k, prm = system.kind, system.params
     if k == "reference":
         return np.asarray(x16, np.float32), {"payload_bps": float("nan"), "packet_ms": 0.0, "packets": 0, "lost": 0}
@@ -72,7 +76,8 @@ def run(system: System, x16: np.ndarray, trace, *, p: float, bandwidth_bps: floa
         from . import largesc_system
         return largesc_system.run(x16, trace, profile=profile, bandwidth_bps=bandwidth_bps, p=p,
                                   allocation=prm["allocation"], recovery=prm["recovery"] or recovery,
-                                  lora=lora, seed=seed, activity=activity, temperature=temperature)
+                                  lora=lora, seed=seed, activity=activity, temperature=temperature,
+                                  packet_format=packet_format)
     from . import baselines
     if k == "opus":
         return baselines.opus(x16, trace, bitrate=prm["bitrate"], p_hint=p, fec=prm["fec"])

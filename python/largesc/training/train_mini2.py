@@ -117,7 +117,7 @@ def train_decoder(args, model, z, f, real, run_dir: Path) -> None:
     fa = np.concatenate(f)
     model.f_mean.copy_(torch.from_numpy(fa.mean(0)))
     model.f_std.copy_(torch.from_numpy(fa.std(0) + 1e-6))
-    params = list(model.gru.parameters()) + list(model.out.parameters())
+    params = [p for n, p in model.named_parameters()]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
     dev, run, state = open_run(run_dir, args.threads, "cpu")
     step = 0
@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--out", default=str(models_dir() / "mini" / "codec2"))
     ap.add_argument("--hidden", type=int, default=384)
     ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--sub-hidden", type=int, default=0, help="> 0: a second GRU at the 10 ms rate")
     ap.add_argument("--lookahead", type=int, default=0, help="frames of future vectors the decoder sees (0 or 1)")
     ap.add_argument("--rvq-points", type=int, default=200000)
     ap.add_argument("--kmeans-iters", type=int, default=12)
@@ -178,7 +179,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    cfg = mini2.Mini2Config(hidden=args.hidden, layers=args.layers, lookahead=args.lookahead)
+    cfg = mini2.Mini2Config(hidden=args.hidden, layers=args.layers, lookahead=args.lookahead, sub_hidden=args.sub_hidden)
     model = mini2.Mini2Model(cfg)
     rvq_file = run_dir / "rvq.pt"
     _, z, f, real = load_data(Path(args.cache))

@@ -39,6 +39,8 @@ class Mini2Config:
     hidden: int = 384
     layers: int = 2
     lookahead: int = 0          # frames of future vectors the decoder sees
+    sub_hidden: int = 0         # > 0: a second GRU at the 10 ms feature rate (conditioned per sub-frame)
+    sub_cond: int = 64
     version: int = 2
 
     @classmethod
@@ -58,7 +60,12 @@ class Mini2Model(nn.Module):
         self.register_buffer("f_std", torch.ones(opus_dnn.NUM_FEATURES))
         self.register_buffer("codebooks", torch.zeros(K, CARD, Z_DIM))
         self.gru = nn.GRU(Z_DIM * (1 + cfg.lookahead) + K, cfg.hidden, cfg.layers, batch_first=True)
-        self.out = nn.Linear(cfg.hidden, FEATS * opus_dnn.NUM_FEATURES)
+        if cfg.sub_hidden:
+            self.cond = nn.Linear(cfg.hidden, FEATS * cfg.sub_cond)
+            self.sub = nn.GRU(cfg.sub_cond, cfg.sub_hidden, 1, batch_first=True)
+            self.out = nn.Linear(cfg.sub_hidden, opus_dnn.NUM_FEATURES)
+        else:
+            self.out = nn.Linear(cfg.hidden, FEATS * opus_dnn.NUM_FEATURES)
 
     # -- quantizer (normalised latent space) ---------------------------------------------------
     def quantize(self, zn: torch.Tensor, n_q: int = K) -> torch.Tensor:
@@ -93,8 +100,13 @@ class Mini2Model(nn.Module):
 
     def decode_feats(self, x: torch.Tensor, h=None):
         """GRU input [B, T, *] -> (normalised features [B, T * 8, 20], state)."""
-        y, h = self.gru(x, h)
-        return self.out(y).reshape(x.shape[0], -1, opus_dnn.NUM_FEATURES), h
+        h1, h2 = h if h is not None else (None, None)
+        y, h1 = self.gru(x, h1)
+        if not self.cfg.sub_hidden:
+            return self.out(y).reshape(x.shape[0], -1, opus_dnn.NUM_FEATURES), (h1, None)
+        c = torch.tanh(self.cond(y)).reshape(x.shape[0], -1, self.cfg.sub_cond)
+        y2, h2 = self.sub(c, h2)
+        return self.out(y2), (h1, h2)
 
 
 def save_mini2(model: Mini2Model, out_dir, extra: dict | None = None) -> None:
@@ -211,9 +223,12 @@ class Mini2Codec(TokenCodec):
             q = torch.cat([q, q[-1:].expand(L, -1)])
             pp = torch.cat([pp, pp[-1:].expand(L)])
         x = m.decoder_input(q[None], pp[None])[:, :ready]
-        y, st["h"] = m.decode_feats(x, st["h"])
+        ys = []
+        for j in range(ready):            # one frame per GRU call, offline too: the same numbers
+            y, st["h"] = m.decode_feats(x[:, j:j + 1], st["h"])
+            ys.append(y[0])
         st["q"], st["p"] = st["q"][ready:], st["p"][ready:]
-        feats = (y[0] * m.f_std + m.f_mean).numpy()
+        feats = (torch.cat(ys) * m.f_std + m.f_mean).numpy()
         return st["rs"].process(st["voc"].process(feats))
 
     @staticmethod

@@ -188,11 +188,15 @@ class Packetizer:
     and repeats codebooks 0..R-1 of frame n-d (R <= N_{n-d}, checked). With `fpp` > 1 frames are
     grouped; `push` returns bytes when a packet is complete, else None; `flush()` emits a
     partial packet. Counters: packets, frames, payload_bits, overhead_bits.
+    `fmt`: a core.link.packet_formats.PacketFormat (None: this module's v1 format).
     """
 
-    def __init__(self, d: int = 1, epoch: int = 0, fpp: int = 1, seq0: int = 0):
-        if not 1 <= fpp <= MAX_FPP:
-            raise ValueError(f"fpp must be in 1..{MAX_FPP}")
+    def __init__(self, d: int = 1, epoch: int = 0, fpp: int = 1, seq0: int = 0, fmt=None):
+        self.fmt = fmt
+        self._seq_mod = SEQ_MOD if fmt is None else fmt.seq_mod
+        max_fpp = MAX_FPP if fmt is None else fmt.max_fpp
+        if not 1 <= fpp <= max_fpp:
+            raise ValueError(f"fpp must be in 1..{max_fpp}")
         if d < fpp:
             raise ValueError("d must be >= frames per packet (copies never share a packet "
                              "with their original)")
@@ -217,7 +221,7 @@ class Packetizer:
         self._history[n] = (toks, n_send)
         self._history.pop(n - self.d, None)
         if not self._group:
-            self._group_seq = n % SEQ_MOD
+            self._group_seq = n % self._seq_mod
         self._group.append(PacketFrame(toks[:n_send], copies))
         self.frame_index += 1
         self.counters["frames"] += 1
@@ -227,8 +231,12 @@ class Packetizer:
         """Emit the frames collected so far as one packet (None if there are none)."""
         if not self._group:
             return None
-        pkt = pack(self.epoch, self._group_seq, self._group)
-        budget = bit_budget([(len(f.tokens), len(f.copies)) for f in self._group])
+        allocs = [(len(f.tokens), len(f.copies)) for f in self._group]
+        if self.fmt is None:
+            pkt, budget = pack(self.epoch, self._group_seq, self._group), bit_budget(allocs)
+        else:
+            pkt = self.fmt.pack(self.epoch, self._group_seq, self._group)
+            budget = self.fmt.bit_budget(allocs)
         self._group = []
         self.counters["packets"] += 1
         self.counters["payload_bits"] += budget["payload_bits"]

@@ -27,15 +27,23 @@ behind the emitted window, or from another epoch is "far": it is held as a resyn
 `max_jump`) make the receiver resync: it flushes the old stream and starts the new one with
 those packets. A sender restart is thus followed within `resync_packets` received packets of
 the new epoch (default 2, i.e. 160 ms at one frame per packet without loss).
+
+Packet formats (core.link.packet_formats): ``packet_format`` selects the parser and the
+sequence modulus (v1: 12 bit, compact: 9 bit). A sequence number is unwrapped relative to the
+newest frame, so a packet is placed right while it lies less than half the modulus from it
+(v1: 2048 frames, compact: 256 frames = 20.5 s); `max_jump` (64) stays below that half. The
+compact formats carry no epoch (every packet reads as epoch 0): a sender restart is then seen
+only through its sequence numbers (a jump ahead within 255 frames reads as lost frames, one
+behind or farther as far packets that resync after `resync_packets`).
 """
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from .frames import NUM_CODEBOOKS, STATE_COPY, STATE_LOST, STATE_NOT_SENT, STATE_ORIGINAL
-from .packet import SEQ_MOD, PacketError, unpack
+from .packet import PacketError
+from .packet_formats import DEFAULT_FORMAT, get_format
 
-_HALF = SEQ_MOD // 2
 MAX_FLUSH = 1 << 16             # lost frames an end-of-stream flush may add (87 min of audio)
 _ALL_LOST = (STATE_LOST,) * NUM_CODEBOOKS
 _ZEROS = (0,) * NUM_CODEBOOKS
@@ -72,7 +80,8 @@ class Reassembler:
 
     def __init__(self, d: int = 1, d_max: Optional[int] = None, clocked: bool = False,
                  frame_period: float = 1.0, timeout: Optional[float] = None,
-                 join_window: int = 64, max_jump: int = 64, resync_packets: int = 2):
+                 join_window: int = 64, max_jump: int = 64, resync_packets: int = 2,
+                 packet_format: str = DEFAULT_FORMAT):
         self.d = int(d)
         self.d_max = self.d if d_max is None else int(d_max)
         if self.d < 1 or self.d_max < self.d:
@@ -83,6 +92,13 @@ class Reassembler:
         self.join_window = int(join_window)
         self.max_jump = max(int(max_jump), self.d_max + 1)
         self.resync_packets = max(1, int(resync_packets))
+        self.format = get_format(packet_format)
+        self._unpack = self.format.unpack
+        self._mod = self.format.seq_mod
+        self._half = self._mod // 2
+        if self.max_jump >= self._half or self.join_window >= self._half:
+            raise ValueError(f"max_jump, join_window and d_max must stay below {self._half} "
+                             f"(half the {self.format.name} sequence range)")
         self.counters: Dict[str, int] = {
             "packets": 0, "accepted": 0, "bad": 0, "duplicates": 0, "late": 0, "far": 0,
             "resyncs": 0, "clock_slips": 0, "copies_used": 0, "copy_mismatch": 0, "frames_out": 0,
@@ -101,7 +117,7 @@ class Reassembler:
         """Feed one packet (any bytes); return the frames that became final, in order."""
         self.counters["packets"] += 1
         try:
-            pkt = unpack(data)
+            pkt = self._unpack(data)
         except PacketError as exc:
             self.counters["bad"] += 1
             self.last_error = exc.reason
@@ -150,9 +166,9 @@ class Reassembler:
         if pkt.epoch != self._epoch:
             return None
         ref = self._high if self._high >= 0 else self._next
-        diff = (pkt.seq - ref) % SEQ_MOD
-        if diff >= _HALF:
-            diff -= SEQ_MOD
+        diff = (pkt.seq - ref) % self._mod
+        if diff >= self._half:
+            diff -= self._mod
         base = ref + diff
         if self._next - (base + len(pkt.frames) - 1) > self.max_jump:
             return None
@@ -164,7 +180,7 @@ class Reassembler:
         self.counters["far"] += 1
         if self._cand:
             prev = self._cand[-1][0]
-            step = (pkt.seq - prev.seq) % SEQ_MOD
+            step = (pkt.seq - prev.seq) % self._mod
             if prev.epoch != pkt.epoch or not 0 < step <= self.max_jump:
                 self._cand = []
         self._cand.append((pkt, now))
@@ -175,8 +191,8 @@ class Reassembler:
         self.counters["resyncs"] += 1
         out = []
         if first.epoch == self._epoch and self._high >= 0 and \
-                0 < (first.seq - self._high) % SEQ_MOD < _HALF:
-            gap_end = self._high + (first.seq - self._high) % SEQ_MOD
+                0 < (first.seq - self._high) % self._mod < self._half:
+            gap_end = self._high + (first.seq - self._high) % self._mod
             out += self._emit_until(gap_end)               # long outage: gap frames are lost
             self._high = gap_end - 1
         else:
