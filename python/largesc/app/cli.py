@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
 DELEGATED = {
     "prepare-corpus": ("gnuradio.largesc.training.corpus", "build the offline training corpus for the mini models"),
     "train-codec": ("gnuradio.largesc.training.train_codec", "train the mini token codec (resumable)"),
+    "cache-dred": ("gnuradio.largesc.training.dred_cache", "cache Opus DRED latents + LPCNet features of the corpus (mini v2)"),
+    "train-codec2": ("gnuradio.largesc.training.train_mini2", "fit the experimental mini v2 codec (DRED latents + FARGAN)"),
     "train-lm": ("gnuradio.largesc.training.train_lm", "train the mini LM on mini tokens (resumable)"),
     "eval": ("gnuradio.largesc.evaluation", "quality vs loss and bitrate against Opus, AAC and Codec 2 (needs the eval extra)"),
     "run": ("gnuradio.largesc.app.run_app", "the whole lossy link (TX -> channel -> RX) as a headless flowgraph"),

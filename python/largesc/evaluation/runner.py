@@ -27,7 +27,7 @@ CODE_VERSION = "e1"
 COLUMNS = ["utterance", "system", "profile", "recovery", "loss_model", "p", "bandwidth_bps", "packet_ms",
            "payload_bps", "header_bps", "on_air_bps", "lost_fraction", "metric", "value", "seed"]
 RATE_COLUMNS = systems.RATE_COLUMNS
-OLD_COLUMNS = [c for c in COLUMNS if c not in ("header_bps", "on_air_bps")]   # results before issue 16
+OLD_COLUMNS = [c for c in COLUMNS if c not in ("header_bps", "on_air_bps")]   # results before the on-air columns (0.2.x)
 
 
 @dataclass

@@ -4,8 +4,9 @@
 
 Per clip (train, valid and held-out splits; trainers never read held-out ones): one .npz with
 ``z`` [F, 42] (the two DRED latents of each 80 ms frame: 20 ms steps 1 and 3 of its four, each
-covering 40 ms of features) and ``feats`` [8 F, 20] (the frame's eight 10 ms LPCNet feature
-frames, the vocoder's input), from 16 kHz audio. Re-running skips clips already cached.
+covering 40 ms of features), ``s`` [F, 19] (the encoder state after step 3: where Opus's DRED
+decoder starts to decode the frame backwards) and ``feats`` [8 F, 20] (the frame's eight 10 ms
+LPCNet feature frames), from 16 kHz audio. Re-running skips clips already cached.
 """
 from __future__ import annotations
 
@@ -34,12 +35,14 @@ def frame_latents(lat: np.ndarray, num_frames: int) -> np.ndarray:
     return lat[idx].reshape(num_frames, Z_DIM)
 
 
-def analyse_24k(x24: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """24 kHz audio -> (z [F, 42], feats [8 F, 20]) over its whole 80 ms frames."""
+def analyse_24k(x24: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """24 kHz audio -> (z [F, 42], s [F, 19], feats [8 F, 20]) over its whole 80 ms frames."""
     x16 = resample(np.asarray(x24, np.float32), 24000, 16000)
-    feats, lat = opus_dnn.Analyzer().process(x16)
+    an = opus_dnn.Analyzer()
+    feats, lat = an.process(x16)
     nfr = min(len(lat) // STEPS_PER_FRAME, len(feats) // FEATS_PER_FRAME)
-    return frame_latents(lat, nfr), feats[: FEATS_PER_FRAME * nfr]
+    states = an.states[STEPS_PER_FRAME * np.arange(nfr) + Z_STEPS[-1]]
+    return frame_latents(lat, nfr), states, feats[: FEATS_PER_FRAME * nfr]
 
 
 def clip_key(row: dict) -> str:
@@ -54,9 +57,9 @@ def build(corpus: Path, out: Path) -> int:
         f = out / (clip_key(r) + ".npz")
         if f.is_file():
             continue
-        z, feats = analyse_24k(load_audio_24k(corpus / r["path"]))
+        z, st, feats = analyse_24k(load_audio_24k(corpus / r["path"]))
         tmp = f.with_suffix(".tmp.npz")
-        np.savez(tmp, z=z.astype(np.float32), feats=feats.astype(np.float32))
+        np.savez(tmp, z=z.astype(np.float32), s=st.astype(np.float32), feats=feats.astype(np.float32))
         tmp.rename(f)
         done += 1
         if i % 500 == 0:
@@ -68,15 +71,15 @@ def build(corpus: Path, out: Path) -> int:
     return done
 
 
-def load_split(out: Path, splits=("train",)) -> list[tuple[dict, np.ndarray, np.ndarray]]:
-    """[(index row, z, feats)] of the cached clips in `splits`."""
+def load_split(out: Path, splits=("train",)) -> list[tuple[dict, np.ndarray, np.ndarray, np.ndarray]]:
+    """[(index row, z, s, feats)] of the cached clips in `splits`."""
     index = json.loads((out / "index.json").read_text())
     res = []
     for r in index:
         if r["split"] in splits:
             d = np.load(out / (r["key"] + ".npz"))
             if len(d["z"]):
-                res.append((r, d["z"], d["feats"]))
+                res.append((r, d["z"], d["s"], d["feats"]))
     return res
 
 

@@ -34,6 +34,13 @@ def load_codec(profile: str = profiles.DEFAULT_PROFILE, *, mimi_weights: str | P
     profiles.check_profile(profile)
     dev = torch_env.resolve_device(device)
     torch_env.disable_compile_on_cpu(dev)
+    if profile == "mini" and _mini_version(mini_weights_dir(mimi_weights)) == 2:
+        from . import mini2
+        folder = mini_weights_dir(mimi_weights)
+        try:
+            return mini2.load_mini2(folder, device=str(dev), num_codebooks=num_codebooks)
+        except Exception as exc:   # missing library or files: one error naming them
+            raise ModelFileError(f"cannot load the mini v2 codec from {folder}: {type(exc).__name__}: {exc}") from exc
     if profile == "mini":
         try:
             from . import mini as mini_codec
@@ -67,6 +74,15 @@ def load_codec(profile: str = profiles.DEFAULT_PROFILE, *, mimi_weights: str | P
         model = _random_mimi(config, dev, seed)
         desc = f"{profile}: random weights (seed {seed})"
     return MimiCodec(model, dev, num_codebooks, description=desc)
+
+
+def _mini_version(folder: Path) -> int:
+    """The `mini` codec generation a weight folder holds (config.json "version"; 1 when absent)."""
+    import json
+    try:
+        return int(json.loads((Path(folder) / "config.json").read_text()).get("version", 1))
+    except (OSError, ValueError, AttributeError):
+        return 1
 
 
 def mini_weights_dir(override: str | Path | None = None) -> Path:

@@ -1,16 +1,17 @@
-"""`mini` v2: Mimi's token interface over Opus's DRED latents, voiced by FARGAN.
+"""`mini` v2: Mimi's token interface over Opus 1.5's DRED representation, voiced by FARGAN.
 
-    24 kHz -> 16 kHz -> LPCNet features + DRED RDO-VAE encoder (Opus 1.5, frozen; opus_dnn.py)
-      -> two 21-d latents per 80 ms frame (42-d, normalised)
-      -> residual VQ, 8 codebooks x 2048 (k-means, trained here): the tokens
-      -> decoder trained here: a GRU over the dequantized vectors (+ `lookahead` frames)
-         -> eight 10 ms LPCNet feature frames per 80 ms
+    24 kHz -> 16 kHz -> LPCNet features -> DRED RDO-VAE encoder (Opus 1.5, frozen; opus_dnn.py)
+      -> per 80 ms frame: the latents of 20 ms steps 1 and 3 (2 x 21, each covering 40 ms of
+         features) and the encoder state after step 3 (19): a 61-d vector, normalised
+      -> residual VQ, 8 codebooks x 2048 (k-means, fitted here: training/train_mini2.py): the tokens
+      -> dequantize -> Opus's DRED decoder, started from the frame's own state and run back over
+         its two latents -> the frame's eight 10 ms feature frames
       -> FARGAN (Opus 1.5, frozen) -> 16 kHz -> 24 kHz
 
-Every prefix of codebooks decodes (the decoder is trained on random prefixes), codebook 0 is
-the coarsest. The encoder looks ahead by the LPCNet analysis window only (no frame); the decoder
-by `lookahead` frames (config); FARGAN adds its 15 ms (FARGAN_DELAY). Weights:
-models/mini/codec2/ (config.json + model.safetensors); trained by training/train_mini2.py.
+Each frame decodes from its own tokens (the state travels in them), so the codec has no frame of
+look-ahead: only the LPCNet analysis window, FARGAN's 15 ms and the resamplers (about 25 ms in
+all). Every prefix of codebooks decodes (a coarser vector); codebook 0 is the coarsest. Weights:
+models/mini/codec/ (config.json + model.safetensors: normalisation and codebooks).
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from ..link import frames
 from . import opus_dnn
@@ -28,102 +28,65 @@ from .base import TokenCodec
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-FEATS = 8                       # 10 ms feature frames per 80 ms
-Z_DIM = 2 * opus_dnn.LATENT_DIM
+LAT = opus_dnn.LATENT_DIM
+VEC_DIM = 2 * LAT + opus_dnn.STATE_DIM          # [latent step 1, latent step 3, state after step 3]
+FEATS = 8                                        # 10 ms feature frames per 80 ms
 K = frames.NUM_CODEBOOKS
 CARD = frames.CODEBOOK_SIZE
 
 
 @dataclass
 class Mini2Config:
-    hidden: int = 384
-    layers: int = 2
-    lookahead: int = 0          # frames of future vectors the decoder sees
-    sub_hidden: int = 0         # > 0: a second GRU at the 10 ms feature rate (conditioned per sub-frame)
-    sub_cond: int = 64
     version: int = 2
+    decoder: str = "dred"
 
     @classmethod
     def from_dict(cls, d: dict) -> "Mini2Config":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
-class Mini2Model(nn.Module):
-    """Normalisation, codebooks and the feature decoder (all the trained parameters)."""
+class Mini2Model(torch.nn.Module):
+    """The trained parameters: the vector's normalisation and the residual codebooks."""
 
-    def __init__(self, cfg: Mini2Config):
+    def __init__(self, cfg: Mini2Config | None = None):
         super().__init__()
-        self.cfg = cfg
-        self.register_buffer("z_mean", torch.zeros(Z_DIM))
-        self.register_buffer("z_std", torch.ones(Z_DIM))
-        self.register_buffer("f_mean", torch.zeros(opus_dnn.NUM_FEATURES))
-        self.register_buffer("f_std", torch.ones(opus_dnn.NUM_FEATURES))
-        self.register_buffer("codebooks", torch.zeros(K, CARD, Z_DIM))
-        self.gru = nn.GRU(Z_DIM * (1 + cfg.lookahead) + K, cfg.hidden, cfg.layers, batch_first=True)
-        if cfg.sub_hidden:
-            self.cond = nn.Linear(cfg.hidden, FEATS * cfg.sub_cond)
-            self.sub = nn.GRU(cfg.sub_cond, cfg.sub_hidden, 1, batch_first=True)
-            self.out = nn.Linear(cfg.sub_hidden, opus_dnn.NUM_FEATURES)
-        else:
-            self.out = nn.Linear(cfg.hidden, FEATS * opus_dnn.NUM_FEATURES)
+        self.cfg = cfg or Mini2Config()
+        self.register_buffer("v_mean", torch.zeros(VEC_DIM))
+        self.register_buffer("v_std", torch.ones(VEC_DIM))
+        self.register_buffer("codebooks", torch.zeros(K, CARD, VEC_DIM))
 
-    # -- quantizer (normalised latent space) ---------------------------------------------------
-    def quantize(self, zn: torch.Tensor, n_q: int = K) -> torch.Tensor:
-        """[N, 42] normalised -> codes [N, n_q] (greedy residual quantization)."""
-        r = zn
-        codes = []
+    def quantize(self, vn: torch.Tensor, n_q: int = K) -> torch.Tensor:
+        """[N, 61] normalised -> codes [N, n_q] (greedy residual quantization)."""
+        r, codes = vn, []
         for k in range(n_q):
-            cb = self.codebooks[k]
-            idx = torch.cdist(r, cb).argmin(-1)
+            idx = torch.cdist(r, self.codebooks[k]).argmin(-1)
             codes.append(idx)
-            r = r - cb[idx]
+            r = r - self.codebooks[k][idx]
         return torch.stack(codes, -1)
 
     def dequantize(self, codes: torch.Tensor, prefix: torch.Tensor | None = None) -> torch.Tensor:
-        """codes [N, k] (+ prefix [N]) -> [N, 42] normalised: the sum over each prefix."""
-        out = torch.zeros(codes.shape[0], Z_DIM, dtype=self.codebooks.dtype, device=codes.device)
+        """codes [N, k] (+ prefix [N]) -> [N, 61] normalised: the sum over each frame's prefix."""
+        out = torch.zeros(codes.shape[0], VEC_DIM, dtype=self.codebooks.dtype)
         for k in range(codes.shape[1]):
             v = self.codebooks[k][codes[:, k]]
-            if prefix is not None:
-                v = v * (k < prefix)[:, None].to(v.dtype)
-            out = out + v
+            out = out + (v if prefix is None else v * (k < prefix)[:, None].to(v.dtype))
         return out
-
-    # -- decoder ------------------------------------------------------------------------------
-    def decoder_input(self, q: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
-        """q [B, T, 42] dequantized, prefix [B, T] -> GRU input [B, T, 42 (1 + L) + 8]."""
-        parts = [q]
-        for j in range(1, self.cfg.lookahead + 1):
-            parts.append(torch.cat([q[:, j:], q[:, -1:].expand(-1, j, -1)], 1))
-        parts.append(nn.functional.one_hot((prefix - 1).clamp(0, K - 1).long(), K).to(q.dtype))
-        return torch.cat(parts, -1)
-
-    def decode_feats(self, x: torch.Tensor, h=None):
-        """GRU input [B, T, *] -> (normalised features [B, T * 8, 20], state)."""
-        h1, h2 = h if h is not None else (None, None)
-        y, h1 = self.gru(x, h1)
-        if not self.cfg.sub_hidden:
-            return self.out(y).reshape(x.shape[0], -1, opus_dnn.NUM_FEATURES), (h1, None)
-        c = torch.tanh(self.cond(y)).reshape(x.shape[0], -1, self.cfg.sub_cond)
-        y2, h2 = self.sub(c, h2)
-        return self.out(y2), (h1, h2)
 
 
 def save_mini2(model: Mini2Model, out_dir, extra: dict | None = None) -> None:
     from safetensors.torch import save_file
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sd = {k: v.detach().to(torch.float16 if k == "codebooks" else torch.float32).contiguous()
-          for k, v in model.state_dict().items()}
-    save_file(sd, str(out / WEIGHTS_NAME))
+    sd = {"v_mean": model.v_mean.float(), "v_std": model.v_std.float(),
+          "codebooks": model.codebooks.to(torch.float16)}
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(out / WEIGHTS_NAME))
     (out / CONFIG_NAME).write_text(json.dumps({**asdict(model.cfg), **(extra or {})}, indent=1))
 
 
 def load_mini2(weights_dir, device: str = "cpu", num_codebooks: int = K) -> "Mini2Codec":
     from safetensors.torch import load_file
     d = Path(weights_dir)
-    cfg = Mini2Config.from_dict(json.loads((d / CONFIG_NAME).read_text()))
-    model = Mini2Model(cfg)
+    model = Mini2Model(Mini2Config.from_dict(json.loads((d / CONFIG_NAME).read_text())))
     sd = {k: v.float() for k, v in load_file(str(d / WEIGHTS_NAME)).items()}
     model.load_state_dict(sd)
     return Mini2Codec(model.eval(), num_codebooks=num_codebooks, description=f"mini v2 codec {d}")
@@ -134,12 +97,17 @@ class StreamResampler:
     whether fed at once or frame by frame. 24 -> 16 kHz (up 2, down 3) and back (3, 2) keep
     whole 80 ms frames whole (1920 <-> 1280 samples)."""
 
-    def __init__(self, up: int, down: int, taps: int = 96):
+    def __init__(self, up: int, down: int, taps: int = 24):
         from scipy.signal import firwin
         self.up, self.down = up, down
         self.h = (firwin(taps * max(up, down) + 1, 0.92 / max(up, down)) * up).astype(np.float64)
         self.zi = np.zeros(len(self.h) - 1)
         self.phase = 0
+
+    @property
+    def delay(self) -> float:
+        """Group delay in output samples."""
+        return (len(self.h) - 1) / 2 / self.down
 
     def process(self, x: np.ndarray) -> np.ndarray:
         from scipy.signal import lfilter
@@ -158,33 +126,27 @@ class Mini2Codec(TokenCodec):
 
     activity_source = "audio"
     encoder_delay_frames = 0
+    stream_delay_frames = 0
 
     def __init__(self, model: Mini2Model, num_codebooks: int = K, description: str = ""):
         self.model = model
         self.description = description
         self.num_codebooks = num_codebooks
-        self.latent_dim = Z_DIM
-        self.stream_delay_frames = model.cfg.lookahead
+        self.latent_dim = VEC_DIM
         self._streaming = False
         opus_dnn._lib()                  # fail early, naming the library, if it is not built
         self.reset()
 
     # -- encoder ------------------------------------------------------------------------------
-    @staticmethod
-    def _frames(pcm) -> np.ndarray:
-        x = np.asarray(pcm, np.float32).reshape(-1)
-        if len(x) % frames.FRAME_SAMPLES:
-            raise ValueError("takes whole frames of 1920 samples")
-        return x
-
     @torch.no_grad()
     def _encode(self, x24: np.ndarray, rs: StreamResampler, an) -> tuple[np.ndarray, np.ndarray]:
         _, lat = an.process(rs.process(x24))
         n = len(lat) // 4
-        z = lat[: 4 * n].reshape(n, 4, -1)[:, [1, 3]].reshape(n, Z_DIM)
+        v = np.concatenate([lat[: 4 * n].reshape(n, 4, LAT)[:, [1, 3]].reshape(n, 2 * LAT),
+                            an.states[: 4 * n].reshape(n, 4, -1)[:, 3]], 1)
         m = self.model
-        zn = (torch.from_numpy(z) - m.z_mean) / m.z_std
-        return m.quantize(zn, self.num_codebooks).T.numpy().astype(np.int64), zn.T.numpy()
+        vn = (torch.from_numpy(v) - m.v_mean) / m.v_std
+        return m.quantize(vn, self.num_codebooks).T.numpy().astype(np.int64), vn.T.numpy()
 
     def encode_latent(self, pcm):
         x = np.asarray(pcm, np.float32).reshape(-1)
@@ -194,13 +156,14 @@ class Mini2Codec(TokenCodec):
     def stream_encode(self, pcm):
         if not self._streaming:
             raise RuntimeError("call start_streaming() first")
-        return self._encode(self._frames(pcm), self._rs_in, self._an)
+        x = np.asarray(pcm, np.float32).reshape(-1)
+        if len(x) % frames.FRAME_SAMPLES:
+            raise ValueError("stream_encode takes whole frames of 1920 samples")
+        return self._encode(x, self._rs_in, self._an)
 
     # -- decoder ------------------------------------------------------------------------------
-    @torch.no_grad()
-    def _decode_frames(self, st: dict, codes: np.ndarray, prefix, final: bool) -> np.ndarray:
-        """Push frames through decoder state `st`; 24 kHz audio of the frames now final."""
-        m, L = self.model, self.model.cfg.lookahead
+    def features(self, codes, prefix=None) -> np.ndarray:
+        """codes [k, F] -> LPCNet features [8 F, 20]: each frame from its own tokens."""
         codes = np.asarray(codes, np.int64)
         if codes.ndim != 2 or not 1 <= codes.shape[0] <= K:
             raise ValueError(f"codes must be [k <= 8, F], got {codes.shape}")
@@ -210,39 +173,36 @@ class Mini2Codec(TokenCodec):
         p = np.full(n, codes.shape[0]) if prefix is None else np.clip(np.asarray(prefix, np.int64), 1, codes.shape[0])
         if len(p) != n:
             raise ValueError(f"prefix needs {n} values, got {len(p)}")
-        if n:
-            c = torch.from_numpy(np.pad(codes, ((0, K - codes.shape[0]), (0, 0))).T)
-            q = m.dequantize(c, torch.from_numpy(p))
-            st["q"] = torch.cat([st["q"], q])
-            st["p"] = torch.cat([st["p"], torch.from_numpy(p)])
-        ready = len(st["q"]) - (0 if final else L)
-        if ready <= 0:
-            return np.zeros(0, np.float32)
-        q, pp = st["q"], st["p"]
-        if final and L:                                   # the stream's end: repeat the last vector
-            q = torch.cat([q, q[-1:].expand(L, -1)])
-            pp = torch.cat([pp, pp[-1:].expand(L)])
-        x = m.decoder_input(q[None], pp[None])[:, :ready]
-        ys = []
-        for j in range(ready):            # one frame per GRU call, offline too: the same numbers
-            y, st["h"] = m.decode_feats(x[:, j:j + 1], st["h"])
-            ys.append(y[0])
-        st["q"], st["p"] = st["q"][ready:], st["p"][ready:]
-        feats = (torch.cat(ys) * m.f_std + m.f_mean).numpy()
+        m = self.model
+        with torch.no_grad():
+            vn = m.dequantize(torch.from_numpy(codes.T.copy()), torch.from_numpy(p))
+            v = (vn * m.v_std + m.v_mean).numpy()
+        return self.vectors_to_features(v)
+
+    @staticmethod
+    def vectors_to_features(v: np.ndarray) -> np.ndarray:
+        """[F, 61] de-normalised vectors -> features [8 F, 20] (Opus's DRED decoder per frame)."""
+        out = np.zeros((len(v), FEATS, opus_dnn.NUM_FEATURES), np.float32)
+        for f, row in enumerate(v):
+            lat = np.stack([row[LAT:2 * LAT], row[:LAT]])          # newest first
+            out[f] = opus_dnn.dred_decode(row[2 * LAT:], lat)
+        return out.reshape(-1, opus_dnn.NUM_FEATURES)
+
+    def _decode(self, st: dict, codes, prefix) -> np.ndarray:
+        feats = self.features(codes, prefix)
         return st["rs"].process(st["voc"].process(feats))
 
     @staticmethod
     def _new_decoder() -> dict:
-        return {"q": torch.zeros(0, Z_DIM), "p": torch.zeros(0, dtype=torch.long), "h": None,
-                "voc": opus_dnn.Vocoder(), "rs": StreamResampler(3, 2)}
+        return {"voc": opus_dnn.Vocoder(), "rs": StreamResampler(3, 2)}
 
     def decode(self, codes, prefix=None) -> np.ndarray:
-        return self._decode_frames(self._new_decoder(), codes, prefix, final=True)
+        return self._decode(self._new_decoder(), codes, prefix)
 
     def stream_decode(self, codes, prefix=None):
         if not self._streaming:
             raise RuntimeError("call start_streaming() first")
-        return self._decode_frames(self._dec, codes, prefix, final=False)
+        return self._decode(self._dec, codes, prefix)
 
     # -- streaming state ----------------------------------------------------------------------
     def start_streaming(self):

@@ -51,6 +51,7 @@ def _lib():
         lib.ld_enc_dframe.argtypes = [ctypes.c_void_p, _FP, _FP, _FP, _FP]
         lib.ld_fargan_cont.argtypes = [ctypes.c_void_p, _FP, _FP]
         lib.ld_fargan_synth.argtypes = [ctypes.c_void_p, _FP, _FP]
+        lib.ld_dec_all.argtypes = [_FP, _FP, ctypes.c_int, _FP]
         sizes = [ctypes.c_int() for _ in range(4)]
         lib.ld_sizes(*[ctypes.byref(s) for s in sizes])
         if [s.value for s in sizes] != [LATENT_DIM, STATE_DIM, NUM_FEATURES, FEATURE_HOP]:
@@ -80,17 +81,19 @@ class Analyzer:
 
     def process(self, x16: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Feed audio ([-1, 1]); returns (features [2n, 20], latents [n, 21]) for the n whole 20 ms
-        steps now complete (the rest waits for the next call)."""
+        steps now complete (the rest waits for the next call); `self.states` [n, 19] the encoder's
+        states after each step."""
         self._buf = np.concatenate([self._buf, np.asarray(x16, np.float32).reshape(-1)])
         n = len(self._buf) // DFRAME
         feats = np.zeros((n, 2, NUM_FEATURES), np.float32)
         lat = np.zeros((n, LATENT_DIM), np.float32)
-        state = np.zeros(STATE_DIM, np.float32)
+        states = np.zeros((n, STATE_DIM), np.float32)
         scaled = self._buf[: n * DFRAME] * np.float32(32768.0)
         for i in range(n):
             fr = np.ascontiguousarray(scaled[i * DFRAME:(i + 1) * DFRAME])
-            self._lib.ld_enc_dframe(self._h, _ptr(fr), _ptr(feats[i]), _ptr(lat[i]), _ptr(state))
+            self._lib.ld_enc_dframe(self._h, _ptr(fr), _ptr(feats[i]), _ptr(lat[i]), _ptr(states[i]))
         self._buf = self._buf[n * DFRAME:]
+        self.states = states
         return feats.reshape(-1, NUM_FEATURES), lat
 
 
@@ -131,3 +134,14 @@ def available() -> bool:
         return True
     except OpusDnnMissing:
         return False
+
+
+def dred_decode(state: np.ndarray, latents_newest_first: np.ndarray) -> np.ndarray:
+    """Opus's own DRED decoder: from an encoder state (19) back through n latents (newest
+    first) -> features [4 n, 20], oldest first (libopus decodes its redundancy this way)."""
+    lib = _lib()
+    lat = np.ascontiguousarray(latents_newest_first, np.float32)
+    n = len(lat)
+    out = np.zeros((n, 4, NUM_FEATURES), np.float32)
+    lib.ld_dec_all(_ptr(np.ascontiguousarray(state, np.float32)), _ptr(lat), n, _ptr(out))
+    return out[::-1, ::-1].reshape(-1, NUM_FEATURES).copy()
