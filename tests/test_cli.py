@@ -40,6 +40,10 @@ def test_demo_runs_the_lossy_loopback_and_writes_wav_of_input_length(tmp_path, c
     assert md.startswith("# gr-largesc demo report") and "latency stage" in md and "random weights" in md
     assert report["payload_bps"] + report["header_bps"] == pytest.approx(report["on_air_bps"])
     assert f"= {report['on_air_bps']} bps" in md and "packet format v1" in md
+    # the picture: a PNG beside report.md, linked from it, drawing the frames the report counts lost
+    png = tmp_path / "report.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "](report.png)" in md
+    assert report["png"] == str(png) and report["png_frames_lost"] == report["frames_lost"] > 0
 
 
 def test_demo_default_is_the_trained_mini_profile(tmp_path, capsys):

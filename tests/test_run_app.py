@@ -156,3 +156,24 @@ def test_packet_format_option_errors(short_wav, tmp_path):
         run_options.build_parser().parse_args(["--packet-format", "v2"])
     with pytest.raises(ValueError, match="packet-format"):
         loopback.run(opts(short_wav, tmp_path / "g.wav", packet_format="v2"))
+
+
+def test_frame_view_strip_counts_what_the_receiver_lost(tmp_path):
+    from gnuradio.largesc.app.frame_view import lost_frames, write_frame_view
+    from gnuradio.largesc.core.link import frames as F
+    states = np.full((20, 8), F.STATE_ORIGINAL, np.uint8)
+    states[[3, 4, 11], :] = F.STATE_GENERATED            # codebook 0 lost, then filled: lost
+    states[7, 0] = F.STATE_COPY                           # codebook 0 from a copy: not lost
+    states[7, 1:] = F.STATE_LOST
+    assert lost_frames(states).nonzero()[0].tolist() == [3, 4, 11]
+    x = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    drawn = write_frame_view(tmp_path / "v.png", x, 16000, x, 16000, states)
+    assert drawn == {"frames": 20, "frames_lost": 3}
+    assert (tmp_path / "v.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_run_png_option(short_wav, tmp_path):
+    s = loopback.run(opts(short_wav, tmp_path / "p.wav", loss=0.3, recovery="repeat", seed=2))
+    assert s["png"] == str(tmp_path / "p.png") and s["png_frames_lost"] == s["frames_lost"]
+    s = loopback.run(opts(short_wav, tmp_path / "q.wav", recovery="zero", png="none"))
+    assert "png" not in s and not (tmp_path / "q.png").exists()

@@ -11,7 +11,7 @@ from ..core.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 
 os.environ.setdefault("NO_TORCH_COMPILE", "1")
 
-from .run_options import BUNDLED_CLIP
+from .run_options import BUNDLED_CLIP, RECOVERY_CHOICES
 
 
 def cmd_info(args) -> int:
@@ -93,15 +93,18 @@ def cmd_demo(args) -> int:
                      "profile": args.profile, "bandwidth": args.bandwidth, "loss": args.loss,
                      "recovery": args.recovery, "seed": args.seed, "device": args.device,
                      "out_rate": 24000, "quiet": not sys.stderr.isatty(),
-                     "packet_format": args.packet_format})
+                     "packet_format": args.packet_format, "png": str(out_dir / "report.png")})
     text = run_summary.format_summary(s)
     if args.profile in ("tiny", "kyutai-arch"):
         note += (f"**Note:** profile `{args.profile}` has random weights: the audio is noise-like by design; "
                 "this run shows the chain, its rates, losses and latencies, not speech quality.\n\n")
-    (out_dir / "report.md").write_text("# gr-largesc demo report\n\n" + note + text + "\n")
+    picture = ("![input and output spectrograms over the per-frame codebook states](report.png)\n\n"
+               if s.get("png") else "")
+    (out_dir / "report.md").write_text("# gr-largesc demo report\n\n" + note + picture + text + "\n")
     (out_dir / "report.json").write_text(json.dumps(s, indent=1) + "\n")
     print(note + text)
-    print(f"\nwrote {s['output']} ({s['output_samples']} samples, the input's length) and {out_dir / 'report.md'}")
+    print(f"\nwrote {s['output']} ({s['output_samples']} samples, the input's length), {out_dir / 'report.md'}"
+          + (f" and {s['png']}" if s.get("png") else ""))
     return 0
 
 
@@ -135,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", choices=PROFILE_NAMES, default=DEFAULT_PROFILE)
     s.add_argument("--bandwidth", type=float, default=1100.0, help="payload budget in bps (550..2062.5)")
     s.add_argument("--loss", type=float, default=0.2, help="packet loss probability (Bernoulli)")
-    s.add_argument("--recovery", default="auto", choices=["auto", "moshi", "repeat", "zero", "prefix"],
+    s.add_argument("--recovery", default="auto", choices=["auto", *RECOVERY_CHOICES],
                    help="auto: moshi where the profile's LM is available, else repeat")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out-dir", default="out/demo")

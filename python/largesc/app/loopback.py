@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from .run_options import LOSS_MODELS, _taps, checked_options
 from .run_summary import _summary
@@ -54,11 +55,15 @@ def loopback_flowgraph(x, rate, o, d_max, out_rate=None, source=None, sink=None)
                                  seed=o.seed, lm_profile=o.lm_profile, frame_by_frame=not o.batch,
                                  packet_format=o.packet_format)
             self.sink = blocks.vector_sink_f() if sink is None else sink
+            # file runs keep the receiver's per-frame codebook states (app/frame_view.py)
+            self.states = blocks.vector_sink_b(8) if sink is None else None
             self.connect(*chain, self.tx)
             self.msg_connect(self.tx, "pdus", self.channel, "pdus")
             self.msg_connect(self.channel, "pdus", self.rx, "pdus")
             self.msg_connect(self.rx, "feedback", self.tx, "feedback")
             self.connect(self.rx, self.sink)
+            if self.states is not None:
+                self.connect((self.rx, 1), self.states)
             self.tx.pace_with(self.rx, max_lead_frames=max(o.max_lead, d_max + 2))
 
         def get_stats(self) -> dict:
@@ -145,8 +150,26 @@ def run(options) -> dict:
     if len(y) < n_out:                                   # only after Ctrl-C: keep the length promise
         y = np.concatenate([y, np.zeros(n_out - len(y), np.float32)])
     audio_io.write_wav(o.output, y, out_rate)
+    png = _frame_view(o, tb, x[:n_in], rate, y, out_rate)
     summary = _summary(o, rate, n_in, tx, ch, rx, load_s, run_s, d_max)
     release_hier_blocks(tx, ch, rx)             # GNU Radio issue #7706: else never freed
-    summary.update(output_rate=out_rate, output_samples=n_out)
+    summary.update(output_rate=out_rate, output_samples=n_out, **png)
     summary["interrupted"] = bool(interrupted)
     return summary
+
+
+def _frame_view(o, tb, x, rate, y, out_rate) -> dict:
+    """The run's PNG (app/frame_view.py) at --png ('' : beside the output wav, 'none': no picture)."""
+    if o.png == "none" or tb.states is None:
+        return {}
+    import numpy as np
+
+    from .frame_view import write_frame_view
+    path = Path(o.png) if o.png else Path(o.output).with_suffix(".png")
+    states = np.array(tb.states.data(), np.uint8).reshape(-1, 8)
+    try:
+        drawn = write_frame_view(path, x, rate, y, out_rate, states,
+                                 f"{o.profile}, B = {o.bandwidth:g} bps, recovery {o.recovery}")
+    except ImportError as exc:                      # matplotlib missing: the run still counts
+        return {"png": None, "png_error": f"no picture: {exc}"}
+    return {"png": str(path), "png_frames_lost": drawn["frames_lost"]}

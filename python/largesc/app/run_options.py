@@ -62,6 +62,8 @@ def build_parser(prog: str = "gr-largesc run") -> argparse.ArgumentParser:
                         "models, but not bit-exact from run to run (last-bit rounding)")
     p.add_argument("--stats-interval", type=float, default=0.0, metavar="S",
                    help="also print every block's counters as one JSON line on stderr every S s")
+    p.add_argument("--png", default="", help="per-frame picture (spectrograms + codebook states): a path, "
+                   "'' for beside --out (y.png), 'none' for no picture")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return p
