@@ -85,7 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--burst-ms", type=float, default=160.0, help="Gilbert-Elliott mean burst length (ms)")
     s.add_argument("--slot-rule", choices=losstrace.SLOT_RULES, default="last")
-    s.add_argument("--jobs", type=int, default=1, help="local worker processes")
+    s.add_argument("--jobs", type=int, default=1, help="workers of the local Dask cluster")
+    s.add_argument("--scheduler", default="local",
+                   help="local: a dask LocalCluster of --jobs workers; ADDRESS: a running dask scheduler "
+                        "(tcp://host:8786, e.g. dask-jobqueue on SLURM); none: in this process. "
+                        "Each task's rows go to OUT/tasks/, so a killed sweep resumes"),
     s.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: run every n-th task from i (1-based)")
     s.add_argument("--out", help="output directory (default out/eval/<preset>-<profile>)")
     s.add_argument("--cache-dir", default=None, help="content-hash cache (default ~/.cache/gr-largesc/eval)")
@@ -171,13 +175,17 @@ def cmd_sweep(a, argv) -> int:
                   f"{type(exc).__name__}: {exc}" + ("\n(no LM for this profile? try --recovery repeat)"
                                                     if cfg.recovery == "moshi" else ""), file=sys.stderr)
             return 2
-    rows = runner.run_sweep(cfg, utts, jobs=a.jobs, shard=a.shard, progress=not a.no_progress)
+    from . import engine
+    i, n = a.shard
+    task_dir = out / ("tasks" if n == 1 else f"tasks.shard-{i + 1}-of-{n}")
+    rows, counts = engine.run(cfg, utts, task_dir, scheduler=a.scheduler, jobs=a.jobs, shard=a.shard,
+                              progress=not a.no_progress)
     wall = time.perf_counter() - t0
     meta = {"command": "gr-largesc eval " + " ".join(shlex.quote(x) for x in argv),
             "profile": cfg.profile, "model": model, "recovery": cfg.recovery, "systems": list(cfg.systems),
             "activity": cfg.activity, "temperature": cfg.temperature, "bandwidths": list(cfg.bandwidths),
             "speech": str(a.speech or pre["speech"]), "seed": cfg.seed, "slot_rule": cfg.slot_rule,
-            "burst_ms": cfg.burst_ms, "jobs": a.jobs, "wall_s": wall, "packet_format": cfg.packet_format,
+            "burst_ms": cfg.burst_ms, "jobs": a.jobs, "scheduler": a.scheduler, "tasks": counts, "wall_s": wall, "packet_format": cfg.packet_format,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             "utterances": [{k: u[k] for k in ("id", "text", "source", "licence", "seconds")} for u in utts]}
     i, n = a.shard

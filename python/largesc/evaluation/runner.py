@@ -187,53 +187,11 @@ def run_task(cfg: Config, utt: dict, system_name: str) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- process pool
-_WORKER: dict = {}
-
-
-def _worker_init(cfg_dict, utts):
-    for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[v] = "1"
-    _WORKER["cfg"] = Config(**cfg_dict)
-    _WORKER["utts"] = utts
-
-
-def _worker_run(task):
-    ui, name = task
-    return run_task(_WORKER["cfg"], _WORKER["utts"][ui], name)
-
-
 def tasks_for(cfg: Config, n_utts: int, shard: tuple[int, int] = (0, 1)) -> list[tuple[int, str]]:
     """Deterministic task list, then every n-th from i for shard i/n (1-based on the CLI)."""
     all_tasks = [(u, s) for u in range(n_utts) for s in cfg.systems]
     i, n = shard
     return all_tasks[i::n]
-
-
-def run_sweep(cfg: Config, utts: list[dict], jobs: int = 1, shard: tuple[int, int] = (0, 1),
-              progress: bool = True) -> list[dict]:
-    from tqdm import tqdm
-    for u in utts:
-        u.setdefault("hash", audio_hash(u["audio"]))
-    todo = tasks_for(cfg, len(utts), shard)
-    rows: list[dict] = []
-    bar = tqdm(total=len(todo), desc="eval", unit="task", disable=not progress, dynamic_ncols=True)
-    if jobs <= 1:
-        for ui, name in todo:
-            bar.set_postfix_str(f"{utts[ui]['id']} {name}")
-            rows += run_task(cfg, utts[ui], name)
-            bar.update(1)
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        cfg_dict = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
-                                 initializer=_worker_init, initargs=(cfg_dict, utts)) as ex:
-            futs = [ex.submit(_worker_run, t) for t in todo]
-            for f in as_completed(futs):
-                rows += f.result()
-                bar.update(1)
-    bar.close()
-    return sort_rows(rows)
 
 
 def _num(v):

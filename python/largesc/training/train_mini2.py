@@ -55,12 +55,16 @@ def assign(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.cdist(x[i:i + 65536], c).argmin(-1) for i in range(0, len(x), 65536)])
 
 
-def fit(v: np.ndarray, points: int, iters: int, seed: int) -> mini2.Mini2Model:
+def fit(v: np.ndarray, points: int, iters: int, seed: int, state_weight: float = 1.0) -> mini2.Mini2Model:
+    """k-means RVQ; `state_weight` > 1 makes errors on the encoder state (to which Opus's DRED
+    decoder is very sensitive) cost more than errors on the latents."""
     gen = torch.Generator().manual_seed(seed)
     model = mini2.Mini2Model()
     x = torch.from_numpy(v)
     model.v_mean.copy_(x.mean(0))
-    model.v_std.copy_(x.std(0) + 1e-6)
+    std = x.std(0) + 1e-6
+    std[2 * mini2.LAT:] /= state_weight
+    model.v_std.copy_(std)
     r = (x - model.v_mean) / model.v_std
     if len(r) > points:
         r = r[torch.randperm(len(r), generator=gen)[:points]]
@@ -101,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="weight folder (load it with --profile mini --mimi-weights DIR)")
     ap.add_argument("--points", type=int, default=250000, help="frames sampled for k-means")
     ap.add_argument("--iters", type=int, default=15, help="Lloyd iterations per codebook")
+    ap.add_argument("--state-weight", type=float, default=1.0, help="weight of the state dims in the k-means")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--export-tokens", default=None, metavar="DIR",
@@ -117,9 +122,9 @@ def main(argv=None) -> int:
         return 0
     v = load_vectors(Path(args.cache))
     LOG.info("%d frame vectors (real speech counted twice)", len(v))
-    model = fit(v, args.points, args.iters, args.seed)
+    model = fit(v, args.points, args.iters, args.seed, args.state_weight)
     mini2.save_mini2(model, args.out, {"frames": int(len(v)), "points": args.points, "iters": args.iters,
-                                       "seed": args.seed})
+                                       "seed": args.seed, "state_weight": args.state_weight})
     LOG.info("wrote %s", args.out)
     return 0
 
