@@ -7,14 +7,6 @@ from gnuradio.largesc.gr_support.pdu import DONE, PDUS, SYSTEM, make_pdu
 from gnuradio.largesc.packet_phy_deframer import packet_phy_deframer
 
 
-def _payloads(dbg):
-    out = []
-    for i in range(dbg.num_messages()):
-        m = dbg.get_message(i)
-        out.append((pmt.to_python(pmt.car(m)), bytes(pmt.u8vector_elements(pmt.cdr(m)))))
-    return out
-
-
 class qa_packet_phy_deframer(gr_unittest.TestCase):
 
     def test_deframer_drops_garbage(self):
