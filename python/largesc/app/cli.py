@@ -40,6 +40,9 @@ def cmd_info(args) -> int:
         "tiny": "available (random weights)",
         "mini": _mini_status(mini_dir),
     }
+    from ..core.codec import opus_dnn
+    print(f"opus DNNs    {opus_dnn.library_path()} ({'built' if opus_dnn.available() else 'not built: scripts/build_opus_dnn.sh'}; "
+          "DRED + FARGAN for the experimental mini v2 codec)")
     print("profiles:")
     for name, text in profiles.PROFILES.items():
         print(f"  {name:12s} {text}\n  {'':12s} -> {avail[name]}")
