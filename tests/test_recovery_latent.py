@@ -80,3 +80,23 @@ def test_interp_between_two_frames_is_nearer_than_repeat():
     truth = codec.dequantize(codes[:, lost])
     err = {k: np.linalg.norm(codec.dequantize(v[:, lost]) - truth) for k, v in out.items()}
     assert err["interp"] < 0.9 * err["repeat"], err
+
+
+def test_mmse_decision_follows_the_lm_when_sure_and_the_mean_when_not():
+    import torch
+
+    from gnuradio.largesc.core.recovery.moshi import MmseSampler
+    codec = load_codec("tiny")
+    vec = [torch.from_numpy(codec.codebook_vectors(k)) for k in range(8)]
+    assert vec[0].shape[0] == 2048 and vec[3].shape == vec[1].shape
+    s = MmseSampler(vec, temperature=1.0)
+    sure = torch.full((2, 2048), -30.0)
+    sure[0, 17], sure[1, 1999] = 30.0, 30.0
+    assert s(sure, 2).tolist() == [17, 1999]                      # a sure LM: its top token
+    flat = torch.zeros(1, 2048)
+    mean = vec[2].float().mean(0, keepdim=True)
+    assert int(s(flat, 2)[0]) == int(torch.cdist(mean, vec[2].float()).argmin())   # unsure: nearest the mean
+    # Mimi's split RVQ: codebook 0 lives in the first space, codebooks 1.. in the second
+    d0 = codec._split_layers()[0][0].decode(torch.zeros(1, 1, dtype=torch.long)).shape[1]
+    assert vec[0][:, d0:].abs().max() == 0 and vec[0][:, :d0].abs().max() > 0
+    assert vec[5][:, :d0].abs().max() == 0 and vec[5][:, d0:].abs().max() > 0

@@ -63,8 +63,10 @@ def get_recovery(strategy: str, profile: str, lora: str | None = None, temperatu
     if key not in _RECOVERY:
         from ..core.recovery import build as build_recovery
         kw = {}
-        if strategy == "moshi":
+        if strategy in ("moshi", "moshi-mmse"):
             kw = {"profile": profile, "lora": lora, **({} if temperature is None else {"temperature": temperature})}
+            if strategy == "moshi-mmse":      # the LM's expected codebook vector, not a sample (evaluation)
+                strategy, kw = "moshi", {**kw, "mmse": True, "codec": get_codec(profile)}
         elif strategy == "interp":
             kw = {"codec": get_codec(profile)}
         _RECOVERY[key] = build_recovery(strategy, **kw)

@@ -60,6 +60,13 @@ class TokenCodec:
         """codes [8, F] with codebooks >= prefix[f] re-chosen to approach target [Dq, F]."""
         raise NotImplementedError
 
+    def codebook_vectors(self, k: int) -> np.ndarray:
+        """[2048, Dq]: codebook k's entries in the quantizer space (each token's contribution)."""
+        n = frames.CODEBOOK_SIZE
+        codes = np.zeros((k + 1, n), np.int64)
+        codes[k] = np.arange(n)
+        return (self.dequantize(codes, np.full(n, k + 1)) - self.dequantize(codes, np.full(n, k))).T
+
 
 def latent_activity_db(latent: np.ndarray) -> np.ndarray:
     """Per-frame activity of an unquantised latent [D, F]: 10*log10(mean square) in dB -> [F]."""

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from . import rvq
 from . import world_features as W
+from .base import TokenCodec
 
 SAMPLE_RATE = 24000
 FRAME_SAMPLES = 1920
@@ -263,7 +264,7 @@ def load_mini_codec(weights_dir, device="cpu", num_codebooks: int = 8) -> "MiniC
 
 # ----------------------------------------------------------------------------- codec interface
 
-class MiniCodec:
+class MiniCodec(TokenCodec):
     """Codec interface shared with MimiCodec (see core/codec/): 24 kHz float32 audio <-> int64
     codes [K, F] with K <= 8 codebooks of 2048 entries at 12.5 Hz."""
 

@@ -37,6 +37,13 @@ def build(strategy: str, *, lm=None, codec=None, profile: str | None = None, dev
     if strategy != "moshi":
         raise ValueError(f"unknown recovery strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     from .moshi import MoshiRecovery
+    if moshi_kwargs.pop("mmse", False):      # soft decision: the codec's codebook vectors
+        import torch
+        if codec is None:
+            from ..codec import load_codec
+            from ..profiles import DEFAULT_PROFILE
+            codec = load_codec(profile or DEFAULT_PROFILE, device=device)
+        moshi_kwargs["codebook_vectors"] = [torch.from_numpy(codec.codebook_vectors(k)) for k in range(K)]
     if lm is None:
         from ..profiles import DEFAULT_PROFILE
         from . import lm as lm_mod

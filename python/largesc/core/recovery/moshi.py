@@ -79,6 +79,24 @@ class TokenSampler:
         return multinomial(probs, 1, generator=self.generator)[:, 0]
 
 
+class MmseSampler(TokenSampler):
+    """Soft decision: the token whose codebook vector is nearest the LM's expected vector,
+    E[c] = sum_j p(j) c_j under the (temperature-scaled) distribution. An unsure LM gives a vector
+    near the codebook's mean (little energy: close to decoding the prefix); a sure one gives its
+    top token. `vectors[k]` [2048, D]: codebook k's entries in the codec's quantizer space."""
+
+    def __init__(self, vectors: list[torch.Tensor], temperature: float = 1.0, seed: int = 0,
+                 device: torch.device | str = "cpu"):
+        super().__init__(temperature, 0, seed, device)
+        self.vectors = [v.float().to(device) for v in vectors]
+
+    def __call__(self, logits: torch.Tensor, cb: int = 0) -> torch.Tensor:
+        t = self.temperature if self.temperature > 0 else 1.0
+        probs = torch.softmax(logits.float() / t, dim=-1)                  # [B, card]
+        expected = probs @ self.vectors[cb]                                # [B, D]
+        return torch.cdist(expected, self.vectors[cb]).argmin(-1)
+
+
 class RecoveryLMGen(LMGen):
     """LMGen whose depth step keeps known codebooks and samples only unknown ones.
 
@@ -123,7 +141,8 @@ class RecoveryLMGen(LMGen):
                     if self.capture is not None:
                         self.capture.append(logits.float().cpu())
                     if unknown[:, cb].any():
-                        decided[:, cb] = torch.where(unknown[:, cb], self.sampler(logits), decided[:, cb])
+                        pick = self.sampler(logits, cb) if isinstance(self.sampler, MmseSampler) else self.sampler(logits)
+                        decided[:, cb] = torch.where(unknown[:, cb], pick, decided[:, cb])
                     prev = decided[:, cb]
         self.decided = decided
         if self.feedback == "sampled":
@@ -150,7 +169,7 @@ class MoshiRecovery(Recovery):
 
     def __init__(self, lm: LMModel, *, temperature: float = 0.8, top_k: int = 250, seed: int = 0,
                  fill_not_sent: bool = True, deadline_ms: float = 0.0, prime_frames: int = 16,
-                 feedback: str = "masked"):
+                 feedback: str = "masked", codebook_vectors: list | None = None):
         super().__init__(fill_not_sent=fill_not_sent)
         if lm.dep_q != K or lm.n_q < K:
             raise ValueError(f"the LM must generate {K} codebooks (dep_q={lm.dep_q}, n_q={lm.n_q})")
@@ -159,7 +178,9 @@ class MoshiRecovery(Recovery):
         self.lm = lm
         self.device = lm.device
         self.deadline_ms = float(deadline_ms)
-        self.sampler = TokenSampler(temperature, top_k, seed, self.device)
+        # codebook_vectors (the codec's entries per codebook): the soft (MMSE) decision instead of sampling
+        self.sampler = (TokenSampler(temperature, top_k, seed, self.device) if codebook_vectors is None
+                        else MmseSampler(codebook_vectors, temperature, seed, self.device))
         self.gen = RecoveryLMGen(lm, self.sampler, feedback)
         self._stream = None       # moshi streaming context, open while a stream is running
         self._user = torch.full((1, lm.n_q - lm.dep_q, 1), MASKED, dtype=torch.long, device=self.device)
