@@ -177,3 +177,10 @@ def test_run_png_option(short_wav, tmp_path):
     assert s["png"] == str(tmp_path / "p.png") and s["png_frames_lost"] == s["frames_lost"]
     s = loopback.run(opts(short_wav, tmp_path / "q.wav", recovery="zero", png="none"))
     assert "png" not in s and not (tmp_path / "q.png").exists()
+
+
+def test_moshi_mmse_runs_in_the_flowgraph(tiny_wav, tmp_path):
+    """The soft-decision mode of the LM recovery, end to end on `tiny` (every frame out, some generated)."""
+    s = loopback.run(opts(tiny_wav, tmp_path / "m.wav", loss=0.3, recovery="moshi-mmse", seed=3, png="none"))
+    assert s["recovery"] == "moshi-mmse" and s["frames_out"] == s["frames"]
+    assert s["tokens"]["generated"] > 0

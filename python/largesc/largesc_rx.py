@@ -97,7 +97,7 @@ class largesc_rx(gr.hier_block2):
         P.check_float(NAME, "timeout_ms", timeout_ms, 0.0, MAX_TIMEOUT_MS, what="ms; 0: (d_max + 1) x 80 ms")
         if lm_profile != "":
             P.check_choice(NAME, "lm_profile", lm_profile, ("",) + LM_PROFILES)
-        elif recovery == "moshi" and profile not in LM_PROFILES:
+        elif str(recovery).startswith("moshi") and profile not in LM_PROFILES:
             P.fail(NAME, "lm_profile", f"one of {', '.join(LM_PROFILES)} for recovery 'moshi' "
                    f"with profile {profile!r} (that profile has no LM)", lm_profile)
         check_recovery_params(NAME, lm_profile or profile, recovery, temperature, top_k, seed, device,

@@ -94,7 +94,7 @@ class token_recovery(gr.basic_block):
             lm_config=lm_config or None, force_cpu=bool(force_cpu), fill_not_sent=bool(fill_not_sent),
             **({"temperature": float(temperature), "top_k": int(top_k), "seed": int(seed),
                 "deadline_ms": float(deadline_ms), "prime_frames": int(prime_frames), "feedback": feedback}
-               if strategy == "moshi" else {}))
+               if strategy in ("moshi", "moshi-mmse") else {}))
         self.stats_interval = max(1, int(stats_interval))
         self.set_tag_propagation_policy(gr.TPP_DONT)
         self.message_port_register_out(STATS)

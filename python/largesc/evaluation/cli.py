@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="run a grid of systems x loss conditions over a speech set (default)")
     s.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     s.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILE_NAMES, help="model profile for LargeSC")
-    s.add_argument("--recovery", default="moshi", choices=["moshi", "repeat", "zero", "prefix", "interp"],
+    s.add_argument("--recovery", default="moshi", choices=["moshi", "moshi-mmse", "repeat", "zero", "prefix", "interp"],
                    help="token recovery of the `largesc` system (ablations fix their own)")
     s.add_argument("--lora", default=None, help="LoRA adapter folder for the moshi recovery LM (default: the "
                    "profile's shipped one, if any; 'none': the base LM)")

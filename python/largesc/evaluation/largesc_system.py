@@ -65,8 +65,8 @@ def get_recovery(strategy: str, profile: str, lora: str | None = None, temperatu
         kw = {}
         if strategy in ("moshi", "moshi-mmse"):
             kw = {"profile": profile, "lora": lora, **({} if temperature is None else {"temperature": temperature})}
-            if strategy == "moshi-mmse":      # the LM's expected codebook vector, not a sample (evaluation)
-                strategy, kw = "moshi", {**kw, "mmse": True, "codec": get_codec(profile)}
+            if strategy == "moshi-mmse":
+                kw["codec"] = get_codec(profile)
         elif strategy == "interp":
             kw = {"codec": get_codec(profile)}
         _RECOVERY[key] = build_recovery(strategy, **kw)
@@ -82,7 +82,7 @@ def model_description(profile: str, recovery: str = "moshi", lora: str | None = 
         if w.is_file():
             h = hashlib.sha256(w.read_bytes()).hexdigest()[:16]
             desc = f"mini codec {w.parent} (model.safetensors sha256 {h}...)"
-    if recovery == "moshi":
+    if recovery in ("moshi", "moshi-mmse"):
         if isinstance(lora, str) and lora.lower() == "none":
             desc += f"; LM: {profile} (base, no LoRA)"
         elif lora:

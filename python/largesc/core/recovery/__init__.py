@@ -15,6 +15,8 @@ def build(strategy: str, *, lm=None, codec=None, profile: str | None = None, dev
           zero_code: int = 0, **moshi_kwargs) -> Recovery:
     """A strategy by name (`STRATEGIES`), with its model for `moshi`.
 
+    `moshi-mmse` is `moshi` with the soft decision (the token nearest the LM's expected
+    codebook vector, MmseSampler), which needs the codec of `profile` (or `codec=`) too.
     `interp` works in the codec's quantizer space: it takes a codec object (`codec=`) or loads
     the codec of `profile`. `moshi` takes an LM object (`lm=`), or loads the LM of `profile` (default: the default
     profile, core.profiles) + LoRA; the full-size profiles refuse to start on CPU unless
@@ -34,6 +36,8 @@ def build(strategy: str, *, lm=None, codec=None, profile: str | None = None, dev
             from ..profiles import DEFAULT_PROFILE
             codec = load_codec(profile or DEFAULT_PROFILE, device=device)
         return InterpRecovery(codec, fill_not_sent=fill_not_sent)
+    if strategy == "moshi-mmse":              # soft decision: the LM's expected codebook vector
+        strategy, moshi_kwargs["mmse"] = "moshi", True
     if strategy != "moshi":
         raise ValueError(f"unknown recovery strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     from .moshi import MoshiRecovery

@@ -31,8 +31,8 @@ K = frames.NUM_CODEBOOKS
 CARD = frames.CODEBOOK_SIZE
 KNOWN = np.array(frames.KNOWN_STATES, dtype=np.uint8)
 DECODABLE = np.array(frames.DECODABLE_STATES, dtype=np.uint8)
-STRATEGIES = ("zero", "repeat", "prefix", "interp", "moshi")
-LATENCY = {"zero": 0, "repeat": 0, "prefix": 0, "interp": 1, "moshi": 1}   # frames each strategy holds
+STRATEGIES = ("zero", "repeat", "prefix", "interp", "moshi", "moshi-mmse")
+LATENCY = {"zero": 0, "repeat": 0, "prefix": 0, "interp": 1, "moshi": 1, "moshi-mmse": 1}   # frames each strategy holds
 _STATE_COUNTERS = {s: f"tokens_{n}" for s, n in frames.STATE_NAMES.items()}
 
 
