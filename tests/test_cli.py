@@ -54,7 +54,7 @@ def test_demo_default_is_the_trained_mini_profile(tmp_path, capsys):
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["profile"] == "mini" and report["frames_out"] == report["frames"]
     shipped_lm = (lm.MINI_LM_DIR / lm.MINI_LM_WEIGHTS).is_file()
-    assert report["recovery"] == ("moshi" if shipped_lm else "repeat")
+    assert report["recovery"] == ("moshi-mmse" if shipped_lm else "repeat")
     md = (tmp_path / "report.md").read_text()
     assert "random weights" not in md and (shipped_lm or "no `mini` LM is shipped" in md)
 
