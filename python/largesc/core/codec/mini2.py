@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..link import frames
-from . import opus_dnn
+from . import opus_dnn, rvq
 from .base import TokenCodec
 
 CONFIG_NAME = "config.json"
@@ -218,24 +218,11 @@ class Mini2Codec(TokenCodec):
         self._dec = self._new_decoder()
 
     # -- quantizer space (recovery) ------------------------------------------------------------
+    def _layers(self) -> list:
+        return [rvq.TensorCodebook(cb) for cb in self.model.codebooks]
+
     def dequantize(self, codes, prefix=None) -> np.ndarray:
-        c = torch.as_tensor(np.asarray(codes, np.int64)).T
-        p = None if prefix is None else torch.as_tensor(np.asarray(prefix))
-        with torch.no_grad():
-            return self.model.dequantize(c, p).T.numpy()
+        return rvq.dequantize(self._layers(), codes, prefix)
 
     def requantize(self, target, codes, prefix) -> np.ndarray:
-        m = self.model
-        codes = np.array(codes, np.int64, copy=True)
-        p = np.asarray(prefix, np.int64)
-        with torch.no_grad():
-            r = torch.from_numpy(np.asarray(target, np.float32)).T - m.dequantize(
-                torch.from_numpy(codes).T, torch.from_numpy(p))
-            for k in range(codes.shape[0]):
-                free = torch.from_numpy(p <= k)
-                if not bool(free.any()):
-                    continue
-                idx = torch.cdist(r, m.codebooks[k]).argmin(-1)
-                codes[k] = torch.where(free, idx, torch.from_numpy(codes[k])).numpy()
-                r = r - m.codebooks[k][idx] * free[:, None]
-        return codes
+        return rvq.requantize(self._layers(), target, codes, prefix)

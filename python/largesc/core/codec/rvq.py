@@ -21,6 +21,19 @@ def _keep(prefix, num_codebooks: int, num_frames: int) -> np.ndarray:
     return np.arange(num_codebooks)[:, None] < p[None, :]
 
 
+class TensorCodebook:
+    """A codebook tensor [card, D] with the encode/decode interface of a moshi VQ layer."""
+
+    def __init__(self, entries: torch.Tensor):
+        self.entries = entries
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:           # [1, D, F] -> [1, F]
+        return torch.cdist(x[0].T, self.entries).argmin(-1)[None]
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:       # [1, F] -> [1, D, F]
+        return self.entries[codes[0]].T[None]
+
+
 @torch.no_grad()
 def dequantize(layers, codes: np.ndarray, prefix=None) -> np.ndarray:
     """Sum of the codebook vectors of codes [K, F] (K <= len(layers)) over each frame's prefix -> [D, F]."""
