@@ -22,7 +22,8 @@ if [ ! -f opus_1.5.2.orig.tar.gz ]; then
      -o "Dir::State::Lists=$WORK/apt/lists" -o "Dir::Cache=$WORK/apt/cache" -o Dir::State::status=/var/lib/dpkg/status)
   log "fetching opus 1.5.2 source (Debian trixie)"
   apt-get "${A[@]}" -qq update
-  apt-get "${A[@]}" -qq source --download-only opus=1.5.2-2 >/dev/null 2>&1
+  apt-get "${A[@]}" -qq source --download-only opus >/dev/null \
+    || { echo "build_opus_dnn: could not fetch Debian trixie's opus source" >&2; exit 1; }
 fi
 echo "65c1d2f78b9f2fb20082c38cbe47c951ad5839345876e46941612ee87f9a7ce1  opus_1.5.2.orig.tar.gz" | sha256sum -c --quiet
 [ -d opus-1.5.2 ] || tar xzf opus_1.5.2.orig.tar.gz

@@ -105,7 +105,7 @@ def run(args) -> None:
                         if not args.quiet:
                             print(f"[{time.time() - t0:7.0f} s] {u['id']} {key[1]} B={bw:g} {s}: "
                                   + ", ".join(f"{k} {v:.3f}" for k, v in sc.items()), file=sys.stderr)
-    summarise(out, strategies)
+    summarise(out)
 
 
 def _boot(d: np.ndarray, rng, n: int = 10000) -> tuple[float, float]:

@@ -80,6 +80,7 @@ BLOCK_BAD = {
 }
 # Named bad values that replace BAD's for one block (packet_phy_rx: samp_rate 0 = from UHD's tag).
 BLOCK_BAD_ONLY = {
+    ("token_recovery", "codec"): ["x", 3],        # Python-only: largesc_rx hands its decoder's codec
     ("packet_phy_rx", "samp_rate"): [-1.0, -24000, 0.5, 1e-300, 1e9 + 1, 1e12],
 }
 

@@ -23,7 +23,7 @@ def test_local_cluster_gives_the_in_process_rows(tmp_path):
     rows_here, c2 = engine.run(cfg, utts, tmp_path / "here", scheduler="none", progress=False)
     n_tasks = len(utts) * len(cfg.systems)
     assert c1 == c2 == {"run": n_tasks, "skipped": 0}
-    assert len(list((tmp_path / "dask").glob("*.json"))) == n_tasks
+    assert len(list((tmp_path / "dask").rglob("*.json"))) == n_tasks
     key = lambda r: (r["utterance"], r["system"], r["loss_model"], r["p"], r["metric"])  # noqa: E731
     assert [key(r) for r in rows_dask] == [key(r) for r in rows_here]
     assert [r["value"] for r in rows_dask] == pytest.approx([r["value"] for r in rows_here], abs=1e-9)
@@ -43,7 +43,7 @@ def test_killed_sweep_resumes_without_redoing_finished_tasks(tmp_path, monkeypat
     monkeypatch.setattr(runner, "run_task", dies_on_the_fourth)
     with pytest.raises(KeyboardInterrupt):
         engine.run(cfg, utts, tmp_path / "t", scheduler="none", progress=False)
-    assert len(list((tmp_path / "t").glob("*.json"))) == 3 and not list((tmp_path / "t").glob("*.tmp"))
+    assert len(list((tmp_path / "t").rglob("*.json"))) == 3 and not list((tmp_path / "t").rglob("*.tmp"))
     done_first = list(calls)
     calls.clear()
     monkeypatch.setattr(runner, "run_task", lambda c, u, s: calls.append((u["id"], s)) or real(c, u, s))
@@ -53,3 +53,14 @@ def test_killed_sweep_resumes_without_redoing_finished_tasks(tmp_path, monkeypat
     assert not set(calls) & set(done_first) and len(calls) == n_tasks - 3
     clean, _ = engine.run(cfg, utts, tmp_path / "clean", scheduler="none", progress=False)
     assert rows == clean
+
+
+def test_another_configuration_is_not_taken_for_done(tmp_path):
+    cfg, utts = small()
+    cfg.cache_dir = str(tmp_path / "cache")
+    cfg.systems = ("reference",)
+    _, c1 = engine.run(cfg, utts, tmp_path / "t", scheduler="none", progress=False)
+    cfg.ps, cfg.seed = (0.0, 0.3), 2
+    rows, c2 = engine.run(cfg, utts, tmp_path / "t", scheduler="none", progress=False)
+    assert c1["run"] == c2["run"] == len(utts) and c2["skipped"] == 0
+    assert {r["seed"] for r in rows} == {2}

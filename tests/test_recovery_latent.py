@@ -100,3 +100,15 @@ def test_mmse_decision_follows_the_lm_when_sure_and_the_mean_when_not():
     d0 = codec._split_layers()[0][0].decode(torch.zeros(1, 1, dtype=torch.long)).shape[1]
     assert vec[0][:, d0:].abs().max() == 0 and vec[0][:, :d0].abs().max() > 0
     assert vec[5][:, :d0].abs().max() == 0 and vec[5][:, d0:].abs().max() > 0
+
+
+def test_interp_keeps_a_running_mean_when_the_sender_leaves_codebooks_out():
+    """The controller rarely sends all 8 codebooks: the mean still follows the received frames."""
+    codec = load_codec("tiny")
+    rec = R.build("interp", codec=codec)
+    rng = np.random.default_rng(0)
+    states = np.full(8, O, np.uint8)
+    states[6:] = N
+    for _ in range(5):
+        rec.push(rng.integers(0, 2048, 8), states)
+    assert rec._mean is not None

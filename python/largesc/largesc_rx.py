@@ -123,12 +123,14 @@ class largesc_rx(gr.hier_block2):
         self.depacketizer = depacketizer(d=d, d_max=d_max, clocked=clocked, timeout_ms=timeout_ms,
                                          feedback_interval=feedback_interval,
                                          hold_last=self.hold_last, packet_format=packet_format)
-        self.recovery = token_recovery(profile=lm_profile or profile, strategy=recovery, temperature=temperature,
-                                       top_k=top_k, seed=seed, device=device, num_threads=num_threads,
-                                       lora=lora, fill_not_sent=fill_not_sent, deadline_ms=deadline_ms)
         self.decoder = mimi_decoder(profile=profile, num_codebooks=num_codebooks,
                                     samp_rate=frames.SAMPLE_RATE, device=device,
                                     num_threads=num_threads, mimi_weights=mimi_weights)
+        # latent-space recovery (interp, moshi-mmse) works in the decoder's own codebooks
+        self.recovery = token_recovery(profile=lm_profile or profile, strategy=recovery, temperature=temperature,
+                                       top_k=top_k, seed=seed, device=device, num_threads=num_threads,
+                                       lora=lora, fill_not_sent=fill_not_sent, deadline_ms=deadline_ms,
+                                       codec=self.decoder.codec)
         if frame_by_frame:
             self.decoder.set_max_noutput_items(frames.FRAME_SAMPLES)
         self.timers = {"decode": StageTimer()}

@@ -69,6 +69,7 @@ class token_recovery(gr.basic_block):
         force_cpu: run a full-size LM on CPU anyway (far slower than real time).
         stats_interval: 1..10**6 frames.  prime_frames: 1..256 steps replayed after a fault.
         feedback: masked | sampled (what the LM sees where a token was not received).
+        codec: (Python only) the decoder's TokenCodec for interp / moshi-mmse; None: the profile's.
 
     Every parameter is checked at construction (the sampling ones also by their setters); a
     bad value raises ValueError naming it, before any model is loaded. profile must be an LM
@@ -78,12 +79,14 @@ class token_recovery(gr.basic_block):
     def __init__(self, profile=DEFAULT_PROFILE, strategy="moshi", temperature=0.8, top_k=250, seed=0,
                  device="cpu", num_threads=1, lora="", fill_not_sent=True, deadline_ms=0.0,
                  lm_weights="", lm_config="", force_cpu=False, stats_interval=125, prime_frames=16,
-                 feedback="masked"):
+                 feedback="masked", codec=None):
         check_recovery_params(NAME, profile, strategy, temperature, top_k, seed, device, num_threads,
                               lora, fill_not_sent, deadline_ms, lm_weights, lm_config, force_cpu)
         P.check_int(NAME, "stats_interval", stats_interval, 1, P.MAX_STATS_INTERVAL, "frames")
         P.check_int(NAME, "prime_frames", prime_frames, 1, MAX_PRIME_FRAMES, "frames")
         P.check_choice(NAME, "feedback", feedback, FEEDBACK_MODES)
+        if codec is not None and not hasattr(codec, "requantize"):
+            P.fail(NAME, "codec", "None or a token codec (core/codec; Python only)", codec)
         gr.basic_block.__init__(self, name="largesc_token_recovery",
                                 in_sig=[(np.int32, K), (np.uint8, K)],
                                 out_sig=[(np.int32, K), (np.uint8, K)])
@@ -91,7 +94,7 @@ class token_recovery(gr.basic_block):
         self.strategy = strategy
         self.rec = build_recovery(
             strategy, profile=profile, device=device, lora=lora or None, lm_weights=lm_weights or None,
-            lm_config=lm_config or None, force_cpu=bool(force_cpu), fill_not_sent=bool(fill_not_sent),
+            lm_config=lm_config or None, force_cpu=bool(force_cpu), fill_not_sent=bool(fill_not_sent), codec=codec,
             **({"temperature": float(temperature), "top_k": int(top_k), "seed": int(seed),
                 "deadline_ms": float(deadline_ms), "prime_frames": int(prime_frames), "feedback": feedback}
                if strategy in ("moshi", "moshi-mmse") else {}))

@@ -7,8 +7,10 @@ that `dask-jobqueue` started on a SLURM cluster (docs/eval/README.md has the rec
 the tasks in this process (no dask). The content-hash cache of decodes and scores
 (runner.Cache) works the same in every worker.
 
-Task files: `<task_dir>/<utterance>__<system>.json`, written atomically when the task is done;
-a task whose file exists is not run again.
+Task files: `<task_dir>/<config hash>/<utterance>__<system>.json`, written atomically when the
+task is done; a task whose file exists under the same configuration is not run again (another
+p, B, seed, recovery, ... is another folder). Workers write them, so with a remote scheduler
+`--out` must be on a file system the workers share.
 """
 from __future__ import annotations
 
@@ -44,14 +46,15 @@ def _run_one(cfg_dict: dict, utt: dict, system: str, path: str) -> int:
 def run(cfg: runner.Config, utts: list[dict], task_dir: Path, scheduler: str = "local", jobs: int = 1,
         shard: tuple[int, int] = (0, 1), progress: bool = True) -> tuple[list[dict], dict]:
     """Run the sweep's tasks not yet done; returns (every task's rows, {"run", "skipped"})."""
-    task_dir = Path(task_dir)
+    cfg_dict = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
+    key = runner._h(runner.CODE_VERSION, {k: v for k, v in cfg_dict.items() if k != "cache_dir"})
+    task_dir = Path(task_dir).resolve() / key[:16]
     task_dir.mkdir(parents=True, exist_ok=True)
     for u in utts:
         u.setdefault("hash", runner.audio_hash(u["audio"]))
     todo_all = runner.tasks_for(cfg, len(utts), shard)
     paths = {t: task_file(task_dir, utts[t[0]]["id"], t[1]) for t in todo_all}
     todo = [t for t in todo_all if not paths[t].is_file()]
-    cfg_dict = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
     if todo and scheduler == "none":
         for ui, name in todo:
             _run_one(cfg_dict, utts[ui], name, str(paths[(ui, name)]))

@@ -42,9 +42,12 @@ class StageObservers:
         if not self._observers:
             return call(*args)
         t0 = time.perf_counter()
-        result = call(*args)
-        self.notify(StageEvent(stage, time.perf_counter() - t0, {**info, "result": result}))
-        return result
+        result = None
+        try:
+            result = call(*args)
+            return result
+        finally:                                    # a failing call is timed and reported too
+            self.notify(StageEvent(stage, time.perf_counter() - t0, {**info, "result": result}))
 
     def notify(self, event: StageEvent) -> None:
         for observer in list(self._observers):

@@ -23,6 +23,8 @@ def build(strategy: str, *, lm=None, codec=None, profile: str | None = None, dev
     `force_cpu`. `moshi_kwargs` go to `MoshiRecovery` (temperature, top_k, seed, deadline_ms,
     prime_frames, feedback).
     """
+    if strategy not in ("interp", "moshi-mmse"):
+        codec = None                           # only the latent-space strategies use a codec
     if strategy == "zero":
         return ZeroRecovery(code=zero_code, fill_not_sent=fill_not_sent)
     if strategy == "repeat":

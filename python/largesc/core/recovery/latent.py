@@ -63,8 +63,8 @@ class InterpRecovery(Recovery):
                 values = self.codec.requantize(target[:, None], tokens[:, None], np.array([m]))[:, 0]
         out_t, out_s = self.finish(tokens, states, want, values)
         n = int(frames.decodable_prefixes(out_s[None, :])[0])
-        if m == K:                                      # a whole received frame updates the mean
-            v = self._vector(out_t, K)
+        if m > 0:                                       # a frame with a received prefix updates the mean
+            v = self._vector(out_t, n)
             self._mean = v if self._mean is None else self._mean + self.alpha * (v - self._mean)
         self._prev = (out_t, n)
         return out_t, out_s
