@@ -13,7 +13,7 @@ PKGS=(
   festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts festvox-italp16k festvox-itapc16k festvox-ru
   festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-suopuhe-lj festvox-suopuhe-mv
   # tools and baselines
-  sox codec2 libcodec2-dev
+  sox libsox-fmt-mp3 codec2 libcodec2-dev
 )
 missing=()
 for p in "${PKGS[@]}"; do

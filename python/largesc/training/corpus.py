@@ -9,7 +9,8 @@ per clip in ``<out>/manifest.jsonl``::
 
 Sources (install with scripts/install_train_deps.sh):
 
-* real speech: Debian asterisk prompts (en/es Allison, fr-CA June, it Carlo and Menardi, ru, es-CO and
+* real speech: game dialogue from two freeware games in Debian main (training/game_speech.py,
+  5.5 kHz band, whole characters held out), Debian asterisk prompts (en/es Allison, fr-CA June, it Carlo and Menardi, ru, es-CO and
   fr Armelle, the last two GSM-coded), and for evaluation only the pocketsphinx sdist clips
   (LibriVox, cards, goforward), CMU ARCTIC a0007 from the pysptk wheel and the ALSA test phrases;
 * synthetic speech: espeak-ng (many voices x variants, speed/pitch/level varied), flite (built-in
@@ -475,13 +476,18 @@ def synthetic(out: Path, held: dict, minutes: float, seed: int, jobs_n: int) -> 
     return rows
 
 
-def build(out: Path, synth_minutes: float, seed: int, jobs_n: int, skip_synth: bool = False) -> list[dict]:
+def build(out: Path, synth_minutes: float, seed: int, jobs_n: int, skip_synth: bool = False,
+          games: bool = True) -> list[dict]:
     held = load_heldout()
     out.mkdir(parents=True, exist_ok=True)
     rows = real_external(out, held, CACHE / "src")
     LOG.info("external held-out clips: %d", len(rows))
     rows += real_asterisk(out, held)
     LOG.info("after asterisk: %d clips", len(rows))
+    if games:
+        from .game_speech import game_rows
+        rows += game_rows(out, CACHE / "src", to_24k)
+        LOG.info("after game dialogue: %d clips", len(rows))
     if not skip_synth:
         rows += synthetic(out, held, synth_minutes, seed, jobs_n)
     tmp = out / "manifest.jsonl.tmp"
@@ -513,12 +519,14 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=1, help="parallel TTS processes")
     ap.add_argument("--no-synth", action="store_true", help="real speech only")
+    ap.add_argument("--no-games", action="store_true",
+                    help="leave out the game dialogue (training/game_speech.py: two freeware games in Debian)")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if shutil.which("sox") is None:
         LOG.error("sox not found: run scripts/install_train_deps.sh")
         return 2
-    build(Path(a.out), a.synth_minutes, a.seed, a.jobs, a.no_synth)
+    build(Path(a.out), a.synth_minutes, a.seed, a.jobs, a.no_synth, not a.no_games)
     return 0
 
 
