@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent environment installer for gr-largesc on Debian 12 (bookworm), CPU or CUDA.
 # Usage: sudo scripts/install_env.sh [VENV_DIR]    (default: .venv beside this repo)
-# Extras: LARGESC_EXTRAS="eval" scripts/install_env.sh   adds the evaluation dependencies.
+# Extras: LARGESC_EXTRAS="eval" scripts/install_env.sh   adds the evaluation dependencies
+# (`./gr-largesc test` adds the extras the tests need, TEST_EXTRAS there, by itself).
 # Every step is skipped when already done; a stamp file records the inputs of the pip steps.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -85,11 +86,67 @@ def test_pending_items_are_bounded():
     assert s._pending[0][0, 0] == 10.0                               # the oldest went
 
 
+class _LateStats(gr.sync_block):
+    """A stream sink that, like every LargeSC block, publishes its final stats from stop(),
+    which GNU Radio calls after it has posted `done` downstream (here `delay_s` later still,
+    as a loaded machine may); the adaptive controller sends its eos PDU the same way."""
+
+    def __init__(self, value, delay_s=0.3):
+        gr.sync_block.__init__(self, name="late_stats", in_sig=[np.float32], out_sig=None)
+        self.value, self.delay_s = value, delay_s
+        self.message_port_register_out(STATS)
+        self.message_port_register_out(PDUS)
+
+    def work(self, input_items, output_items):
+        return len(input_items[0])
+
+    def stop(self):
+        time.sleep(self.delay_s)
+        self.message_port_pub(STATS, pmt.to_pmt({"x": float(self.value)}))
+        self.message_port_pub(PDUS, make_pdu(b"", {"eos": True, "n_frames": 1}))
+        return True
+
+
+def _late_graph(s, upstreams):
+    """`s` -> a sink; upstream i fed 1 + 4000 i samples at 20 kHz (finishes 0.2 i s later)."""
+    tb = gr.top_block()
+    sink = blocks.vector_sink_f()
+    tb.connect(s, sink)
+    for i, up in enumerate(upstreams):
+        tb.connect(blocks.vector_source_f([0.0] * (1 + 4000 * i), False), blocks.throttle(gr.sizeof_float, 20000), up)
+    return tb, sink
+
+
+def test_messages_from_upstream_stop_are_not_lost():
+    """Issue 21.3: the final stats and the eos PDU come after `done`; both must reach the stream."""
+    s = stats_to_stream(keys=["x"], qt_batch=False)
+    up = _LateStats(42.0)
+    tb, sink = _late_graph(s, [up])
+    tb.msg_connect(up, "stats", s, "stats")
+    run(tb, timeout=60)
+    assert list(sink.data()) == [42.0]
+
+
+def test_every_upstream_edge_is_waited_for():
+    """Two upstream blocks that finish 0.2 s apart, each connected twice (upstream_edges=4):
+    the values both publish from stop() and both eos PDUs (no key: ignored) are taken."""
+    s = stats_to_stream(keys=["x"], qt_batch=False, upstream_edges=4, eos_grace_s=0.1)
+    a, b = _LateStats(1.0, delay_s=0.05), _LateStats(2.0, delay_s=0.05)
+    tb, sink = _late_graph(s, [a, b])
+    for up in (a, b):
+        tb.msg_connect(up, "stats", s, "stats")
+        tb.msg_connect(up, "pdus", s, "pdus")
+    run(tb, timeout=60)
+    assert list(sink.data()) == [1.0, 2.0]
+    assert s.get_stats()["ignored"] == 2
+
+
 @pytest.mark.parametrize("kwargs,name", [
     ({"keys": "loss_rate"}, "keys"), ({"keys": []}, "keys"), ({"keys": ["a", "a"]}, "keys"),
     ({"keys": ["a", 1]}, "keys"), ({"keys": [""]}, "keys"), ({"keys": [str(i) for i in range(9)]}, "keys"),
     ({"keys": None}, "keys"), ({"window": 0}, "window"), ({"window": 1001}, "window"),
     ({"window": 2.5}, "window"), ({"qt_batch": "True"}, "qt_batch"), ({"stats_interval": 0}, "stats_interval"),
+    ({"eos_grace_s": -1.0}, "eos_grace_s"), ({"upstream_edges": 0}, "upstream_edges"),
 ])
 def test_bad_parameters_are_refused(kwargs, name):
     with pytest.raises(ValueError, match=rf"^stats_to_stream: {name} must be"):

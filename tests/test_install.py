@@ -44,3 +44,55 @@ def test_cmake_route_installs_into_a_temporary_prefix(tmp_path):
     assert lines[-1] == "mimi_encoder"
     # the bundled clip travels with the package
     assert (pydir / "gnuradio" / "largesc" / "data" / "speech_librivox_16k.wav").is_file()
+
+
+def _fake_checkout(tmp_path, stamp_extras=None):
+    """A copy of ./gr-largesc with the real env_stamp.sh, a fake installer that records the
+    extras it was asked for, and a fake venv python that records its arguments."""
+    root = tmp_path / "repo"
+    (root / "scripts").mkdir(parents=True)
+    shutil.copy2(REPO / "gr-largesc", root / "gr-largesc")
+    shutil.copy2(REPO / "scripts" / "env_stamp.sh", root / "scripts" / "env_stamp.sh")
+    for name in ("constraints.txt", "requirements.txt", "requirements-mini.txt", "pyproject.toml",
+                 "requirements-eval.txt"):
+        shutil.copy2(REPO / name, root / name)
+    venv_bin = root / ".venv" / "bin"
+    fake = root / "scripts" / "install_env.sh"
+    fake.write_text(f'#!/bin/sh\nmkdir -p "$1/bin"\necho "$LARGESC_EXTRAS" > {tmp_path}/installed\n'
+                    f'cp {tmp_path}/python "$1/bin/python"\n'
+                    f'"{root}/scripts/env_stamp.sh" > "$1/.largesc-install-stamp"\n')
+    (tmp_path / "python").write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/ran\n')
+    for f in (fake, tmp_path / "python"):
+        f.chmod(0o755)
+    if stamp_extras is not None:                     # an existing venv, installed with these extras
+        venv_bin.mkdir(parents=True)
+        shutil.copy2(tmp_path / "python", venv_bin / "python")
+        env = dict(os.environ, LARGESC_EXTRAS=stamp_extras)
+        stamp = subprocess.run([str(root / "scripts" / "env_stamp.sh")], env=env, capture_output=True,
+                               text=True, check=True).stdout
+        (root / ".venv" / ".largesc-install-stamp").write_text(stamp)
+    sudo = tmp_path / "bin" / "sudo"                 # if the test does not run as root
+    sudo.parent.mkdir()
+    sudo.write_text('#!/bin/sh\nexec "$@"\n')
+    sudo.chmod(0o755)
+    return root
+
+
+@pytest.mark.parametrize("stamp_extras", [None, "", "mini"])
+def test_the_readme_test_command_installs_the_eval_extra(tmp_path, stamp_extras):
+    """Issue 21.9: `./gr-largesc test` on a fresh clone (or a venv without the eval extra)
+    installed no eval extra, so 9 evaluation tests skipped; it must install what CI's tests need."""
+    root = _fake_checkout(tmp_path, stamp_extras)
+    env = {k: v for k, v in os.environ.items() if k != "LARGESC_EXTRAS"}
+    env["PATH"] = f"{tmp_path / 'bin'}:{env.get('PATH', '')}"
+    r = subprocess.run([str(root / "gr-largesc"), "test", "-q"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    extras = (tmp_path / "installed").read_text().split()[0].split(",")
+    assert "eval" in extras and (stamp_extras != "mini" or "mini" in extras)
+    assert (tmp_path / "ran").read_text().split()[:2] == ["-m", "pytest"]
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    run = (REPO / ".ci" / "run").read_text()
+    assert "./gr-largesc test" in run and "LARGESC_EXTRAS" not in run.split("set -euo")[1]

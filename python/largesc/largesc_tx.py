@@ -32,6 +32,7 @@ from .core.profiles import DEFAULT_PROFILE
 from .gr_support import params as P
 from .gr_support.block_params import check_codec_params
 from .gr_support.latency import tx_latency_ms
+from .gr_support.ports import PDUS_PORT
 from .gr_support.rates import check_samp_rate, rational_ratio
 from .gr_support.stage_timing import StageTimer
 
@@ -102,7 +103,7 @@ class largesc_tx(gr.hier_block2):
     Args:
         samp_rate: input audio rate in Hz (8000, 16000, 24000, 44100, 48000, ...); anything but
             24000 goes through GNU Radio's rational resampler (filter.rational_resampler_fff).
-        profile: model profile of the Mimi encoder (tiny, mini, kyutai, kyutai-arch).
+        profile: model profile of the encoder (a name of core/profiles.py PROFILES) or local weights.
         bandwidth_bps: payload budget B in [550, 2062.5] bps (above 2062.5 is an error).
         d: redundancy (copy) distance in frames, 1..8; RX must use the same d.
         loss_rate: initial packet loss estimate p in [0, 1] (replaced by RX feedback if
@@ -180,8 +181,8 @@ class largesc_tx(gr.hier_block2):
         for port in ("feedback", "ctrl"):
             self.message_port_register_hier_in(port)
             self.msg_connect(self, port, self.controller, port)
-        self.message_port_register_hier_out("pdus")
-        self.msg_connect(self.controller, "pdus", self, "pdus")
+        self.message_port_register_hier_out(PDUS_PORT)
+        self.msg_connect(self.controller, PDUS_PORT, self, PDUS_PORT)
 
     # ------------------------------------------------------------ callbacks (GRC)
     def set_bandwidth(self, bandwidth_bps):

@@ -17,8 +17,8 @@ from gnuradio import gr
 
 from .core.link.channels import make_channel
 from .gr_support import params as P
-from .gr_support.done_grace import DoneGrace
-from .gr_support.pdu import CTRL, DONE, PDUS, STATS, SYSTEM, BadMessage, is_eos, parse_pdu
+from .gr_support.end_of_stream import EndOfStream, drain
+from .gr_support.pdu import CTRL, PDUS, STATS, SYSTEM, BadMessage, is_eos, parse_pdu
 from .gr_support.stats import RateLimitedLog, publish_final_stats, stats_to_pmt
 
 NAME = "packet_erasure_channel"
@@ -36,7 +36,7 @@ def check_p(p, mean_burst=None):
     return p
 
 
-class packet_erasure_channel(DoneGrace, gr.basic_block):
+class packet_erasure_channel(gr.basic_block):
     """Drop PDUs.
 
     Parameters (checked at construction; a bad value raises ValueError naming it):
@@ -72,9 +72,7 @@ class packet_erasure_channel(DoneGrace, gr.basic_block):
         self.eos_grace_s = eos_grace_s
         self.counters = {"bad_messages": 0, "eos": 0, "ctrl_msgs": 0}
         self._lock = threading.Lock()
-        self._eos_passed = False
-        self._done_msg = None
-        self._timer = None
+        self.end = EndOfStream(eos_grace_s)              # gr_support/end_of_stream.py
         self._log = RateLimitedLog(self.logger)
         self.message_port_register_in(PDUS)
         self.set_msg_handler(PDUS, self.handle_pdu)
@@ -109,10 +107,11 @@ class packet_erasure_channel(DoneGrace, gr.basic_block):
             if is_eos(meta):
                 self.counters["eos"] += 1
                 self.message_port_pub(PDUS, msg)
-                self._eos_passed = True
-                if self._done_msg is not None:
-                    self._finish()
+                self.end.on_eos()
+                if self.end.due():
+                    self.end.finish(self)
                 return
+            self.end.on_message()
             with self._lock:
                 lost = self.channel.drop()
             if not lost:
@@ -125,20 +124,25 @@ class packet_erasure_channel(DoneGrace, gr.basic_block):
             self._bad(type(exc).__name__, f"{type(exc).__name__}: {exc}")
 
     def handle_system(self, msg):
-        """`done` from upstream: finish now if eos passed, else after eos or the grace period."""
+        """`done` from upstream: finish now if eos passed, else after eos or once no packet has
+        come for the grace period."""
         try:
-            if not (pmt.is_pair(msg) and pmt.eq(pmt.car(msg), DONE)):
+            if not self.end.system(msg):
                 self.gateway.system_handler(msg)
-            elif self._eos_passed or pmt.to_long(pmt.cdr(msg)) == -1:
-                self._done_msg = msg
-                self._finish()
-            elif self._done_msg is None:
-                self._start_grace(msg)
+            elif self.end.due():
+                drain(self, ((PDUS, self.handle_pdu),))
+                self.end.finish(self)
+            else:
+                self.end.arm(self)
         except Exception as exc:                            # noqa: BLE001
             self._bad("system", f"system message: {exc}")
 
+    def _bad(self, kind, text=None):
+        self.counters["bad_messages"] += 1
+        self._log.warn(kind, f"dropped a message: {text or kind}")
+
     def stop(self):
-        self._cancel_grace()
+        self.end.cancel()
         publish_final_stats(self, STATS)
         return True
 

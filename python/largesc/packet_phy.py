@@ -52,6 +52,7 @@ from gnuradio import channels, gr
 
 from .gr_support import params as P
 from .gr_support.phy_framing import MAX_EOS_COPIES, MAX_SPS, check_freq_offset, check_snr, check_taps, noise_voltage
+from .gr_support.ports import EOS_SIM_PORT, PDUS_PORT
 from .packet_phy_rx import packet_phy_rx
 from .packet_phy_tx import packet_phy_tx
 
@@ -88,11 +89,11 @@ class packet_phy(gr.hier_block2):
                                               taps=self.taps, noise_seed=int(seed), block_tags=False)
         self.rx = packet_phy_rx(sps=sps, threshold=threshold, eos_grace_s=eos_grace_s)
         self.connect(self.tx, self.channel, self.rx)
-        self.message_port_register_hier_in("pdus")
-        self.msg_connect(self, "pdus", self.tx, "pdus")
-        self.message_port_register_hier_out("pdus")
-        self.msg_connect(self.rx, "pdus", self, "pdus")
-        self.msg_connect(self.tx.framer, "eos_sim", self.rx.deframer, "eos_sim")
+        self.message_port_register_hier_in(PDUS_PORT)
+        self.msg_connect(self, PDUS_PORT, self.tx, PDUS_PORT)
+        self.message_port_register_hier_out(PDUS_PORT)
+        self.msg_connect(self.rx, PDUS_PORT, self, PDUS_PORT)
+        self.msg_connect(self.tx.framer, EOS_SIM_PORT, self.rx.deframer, EOS_SIM_PORT)
         self.rx.deframer.upstream_edges += 1
 
     def set_snr_db(self, snr_db):

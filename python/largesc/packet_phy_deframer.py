@@ -7,13 +7,13 @@ from gnuradio import gr
 
 from .gr_support import params as P
 from .gr_support.burst_time import time_tuple
-from .gr_support.pdu import DONE, PDUS, SYSTEM, BadMessage, eos_frames, make_pdu, parse_pdu
+from .gr_support.end_of_stream import EndOfStream, drain
+from .gr_support.pdu import PDUS, SYSTEM, BadMessage, eos_frames, make_pdu, parse_pdu
 from .gr_support.phy_framing import (
     EOS_SIM,
     FAIL,
     FEEDBACK,
     LINK_DONE,
-    MAX_EDGES,
     TYPE_DATA,
     TYPE_EOS,
     TYPE_FEEDBACK,
@@ -33,13 +33,16 @@ class packet_phy_deframer(gr.basic_block):
     network.socket_pdu never ends by itself: connect `done` to it and the whole receiver
     process ends after the last frame). upstream_edges: message connections into this block
     (GNU Radio posts one `done` per connection); it ends after the last.
+
+    End of stream follows gr_support/end_of_stream.py with no grace period: its upstream blocks
+    (crc_check, the framer's `eos_sim`) post nothing from stop(), so the last `done` is the end.
     """
 
     def __init__(self, eos_grace_s=1.0, end_on_eos=False, upstream_edges=2):
         name = "packet_phy_deframer"
         eos_grace_s = P.check_float(name, "eos_grace_s", eos_grace_s, 0.0, P.MAX_GRACE_S, what="s")
         end_on_eos = P.check_bool(name, "end_on_eos", end_on_eos)
-        upstream_edges = P.check_int(name, "upstream_edges", upstream_edges, 1, MAX_EDGES)
+        upstream_edges = P.check_int(name, "upstream_edges", upstream_edges, 1, P.MAX_EDGES)
         gr.basic_block.__init__(self, name="largesc_link_deframer", in_sig=None, out_sig=None)
         self.eos_grace_s = float(eos_grace_s)
         self.counters = {"packets": 0, "crc_fail": 0, "sync_bursts": 0, "eos_bursts": 0,
@@ -48,8 +51,7 @@ class packet_phy_deframer(gr.basic_block):
         self._eos_sent = False
         self._sim_eos = None
         self.end_on_eos = bool(end_on_eos)
-        self.upstream_edges = int(upstream_edges)   # crc_check's ok and fail; +1 for eos_sim
-        self._dones = 0
+        self.end = EndOfStream(0.0, upstream_edges)   # crc_check's ok and fail; +1 for eos_sim
         self._log = RateLimitedLog(self.logger)
         for port in (PDUS, FAIL, EOS_SIM):
             self.message_port_register_in(port)
@@ -60,7 +62,6 @@ class packet_phy_deframer(gr.basic_block):
         self.message_port_register_out(PDUS)
         self.message_port_register_out(FEEDBACK)
         self.message_port_register_out(LINK_DONE)
-        self._ended = False
         self.times = None                  # a gr_support.burst_time.BurstTimes when the PHY RX times packets
 
     def _timed(self, data):
@@ -92,8 +93,9 @@ class packet_phy_deframer(gr.basic_block):
                         if n != 0xFFFFFFFF:
                             meta["n_frames"] = n
                         self.message_port_pub(PDUS, make_pdu(b"", meta))
+                        self.end.on_eos()
                         if self.end_on_eos:
-                            self._end()
+                            self.end.finish(self)
                 elif kind == TYPE_FEEDBACK and len(body) == 8:
                     loss, window = struct.unpack(">ff", body)
                     if not (0.0 <= loss <= 1.0):
@@ -110,25 +112,16 @@ class packet_phy_deframer(gr.basic_block):
         except Exception as exc:                            # noqa: BLE001 - never escape
             self._bad(type(exc).__name__, f"{type(exc).__name__}: {exc}")
 
-    def _end(self):
-        if not self._ended:
-            self._ended = True
-            self.gateway.system_handler(pmt.cons(DONE, pmt.from_long(1)))
+    @property
+    def upstream_edges(self) -> int:
+        return self.end.edges
+
+    @upstream_edges.setter
+    def upstream_edges(self, n: int) -> None:        # packet_phy adds its eos_sim connection
+        self.end.edges = int(n)
 
     def handle_fail(self, msg):
         self.counters["crc_fail"] += 1
-
-    def _drain(self):
-        """Handle the messages still queued. GNU Radio's scheduler serves a block's ports in an
-        arbitrary (pointer) order, so the last `done` can be handled before the eos burst that
-        crc_check posted ahead of it."""
-        for port, handler in ((EOS_SIM, self.handle_eos_sim), (PDUS, self.handle_pdu),
-                              (FAIL, self.handle_fail)):
-            while self.nmsgs(port):
-                msg = self.delete_head_nowait(port)
-                if msg is None:
-                    break
-                handler(msg)
 
     def handle_eos_sim(self, msg):
         self._sim_eos = msg
@@ -137,15 +130,15 @@ class packet_phy_deframer(gr.basic_block):
         """`done` from the PHY: if no eos mark came in band, pass on the simulated one, then end.
 
         GNU Radio posts one `done` per incoming message edge and its own handler ends the block at
-        the first, so this block counts them and ends at the last (the PHY's stream has ended)."""
+        the first, so this block counts them and ends at the last (the PHY's stream has ended),
+        after the messages still queued (the eos burst crc_check posted ahead of the `done`)."""
         try:
-            if not (pmt.is_pair(msg) and pmt.eq(pmt.car(msg), DONE)):
+            if not self.end.system(msg):
                 self.gateway.system_handler(msg)
                 return
-            self._dones += 1
-            if self._dones < self.upstream_edges:
+            if not self.end.due() or self.end.ended:
                 return
-            self._drain()
+            drain(self, ((EOS_SIM, self.handle_eos_sim), (PDUS, self.handle_pdu), (FAIL, self.handle_fail)))
             with self._lock:
                 if not self._eos_sent and self._sim_eos is not None:
                     meta, _ = parse_pdu(self._sim_eos)
@@ -154,7 +147,7 @@ class packet_phy_deframer(gr.basic_block):
                     n = eos_frames(meta)
                     self.message_port_pub(PDUS, make_pdu(b"", {"eos": True, "epoch": meta.get("epoch", 0),
                                                                **({"n_frames": n} if n is not None else {})}))
-            self._end()
+            self.end.finish(self)
         except Exception as exc:                            # noqa: BLE001
             self._bad("system", f"system message: {exc}")
 

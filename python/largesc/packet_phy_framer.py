@@ -5,8 +5,8 @@ import threading
 import pmt
 from gnuradio import gr
 
-from .gr_support.done_grace import DoneGrace
-from .gr_support.pdu import DONE, PDUS, SYSTEM, BadMessage, eos_frames, is_eos, parse_pdu
+from .gr_support.end_of_stream import EndOfStream, drain
+from .gr_support.pdu import PDUS, SYSTEM, BadMessage, eos_frames, is_eos, parse_pdu
 from .gr_support.phy_framing import (
     CRC_BYTES,
     EOS_SIM,
@@ -26,7 +26,7 @@ from .gr_support.phy_framing import (
 from .gr_support.stats import RateLimitedLog
 
 
-class packet_phy_framer(DoneGrace, gr.basic_block):
+class packet_phy_framer(gr.basic_block):
     """LargeSC PDUs in (`pdus`) -> link payloads out (`pdus`): a type byte before each packet;
     a sync burst before the first; the end-of-stream mark `eos_copies` times and a flush burst
     at the end. In `feedback`: loss reports (dict `loss_rate`, from LargeSC RX) sent as type-3
@@ -51,8 +51,7 @@ class packet_phy_framer(DoneGrace, gr.basic_block):
         self._lock = threading.Lock()
         self._synced = False
         self._eos_done = False
-        self._done_msg = None
-        self._timer = None
+        self.end = EndOfStream(eos_grace_s)              # gr_support/end_of_stream.py
         self._log = RateLimitedLog(self.logger)
         self.message_port_register_in(PDUS)
         self.set_msg_handler(PDUS, self.handle_pdu)
@@ -94,9 +93,11 @@ class packet_phy_framer(DoneGrace, gr.basic_block):
                     self._burst(SYNC_PAYLOAD, "sync_bursts")          # flushes the demodulator
                     self.message_port_pub(EOS_SIM, msg)
                     self._eos_done = True
-                    if self._done_msg is not None:
-                        self._finish()
+                    self.end.on_eos()
+                    if self.end.due():
+                        self.end.finish(self)
                     return
+                self.end.on_message()
                 if not data:
                     raise BadMessage("empty")
                 if len(data) > MAX_PACKET_BYTES:
@@ -124,24 +125,29 @@ class packet_phy_framer(DoneGrace, gr.basic_block):
             self._bad(type(exc).__name__, f"{type(exc).__name__}: {exc}")
 
     def handle_system(self, msg):
-        """`done` from upstream: finish once the eos mark went out, or after the grace period."""
+        """`done` from upstream: finish once the eos mark went out, or once no packet has come
+        for the grace period (gr_support/end_of_stream.py)."""
         try:
-            if not (pmt.is_pair(msg) and pmt.eq(pmt.car(msg), DONE)):
+            if not self.end.system(msg):
                 self.gateway.system_handler(msg)
                 return
+            if not self.end.due():
+                self.end.arm(self)
+                return
+            drain(self, ((PDUS, self.handle_pdu),))
             with self._lock:
-                if self._eos_done or pmt.to_long(pmt.cdr(msg)) == -1:
-                    if not self._eos_done:                    # grace period over, no eos came
-                        self._sync()
-                        self._burst(SYNC_PAYLOAD, "sync_bursts")
-                        self._eos_done = True
-                    self._done_msg = msg
-                    self._finish()
-                elif self._done_msg is None:
-                    self._start_grace(msg)
+                if not self._eos_done:                        # grace period over, no eos came
+                    self._sync()
+                    self._burst(SYNC_PAYLOAD, "sync_bursts")
+                    self._eos_done = True
+                self.end.finish(self)
         except Exception as exc:                            # noqa: BLE001
             self._bad("system", f"system message: {exc}")
 
+    def _bad(self, kind, text=None):
+        self.counters["bad_messages"] += 1
+        self._log.warn(kind, f"dropped a message: {text or kind}")
+
     def stop(self):
-        self._cancel_grace()
+        self.end.cancel()
         return True

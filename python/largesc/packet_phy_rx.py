@@ -5,6 +5,7 @@ from gnuradio import blocks, digital, gr, pdu
 from .gr_support import params as P
 from .gr_support.burst_time import SYNC_KEY, BurstTimes, burst_time_stamper, stream_time_tagger
 from .gr_support.phy_framing import ACCESS_CODE, LEN_TAG, MAX_SAMP_RATE, MAX_SPS, MIN_SAMP_RATE, crc32_args
+from .gr_support.ports import FAIL_PORT, FEEDBACK_PORT, PDUS_PORT
 from .packet_phy_deframer import packet_phy_deframer
 
 
@@ -48,12 +49,12 @@ class packet_phy_rx(gr.hier_block2):
         self.deframer.times = self.times
         self.connect(self, self.clock, self.demod, self.sync, self.timer, self.corr, self.pack, self.to_pdu)
         self.msg_connect(self.to_pdu, "pdus", self.crc, "in")
-        self.msg_connect(self.crc, "ok", self.deframer, "pdus")
-        self.msg_connect(self.crc, "fail", self.deframer, "fail")
-        self.message_port_register_hier_out("pdus")
-        self.msg_connect(self.deframer, "pdus", self, "pdus")
-        self.message_port_register_hier_out("feedback")
-        self.msg_connect(self.deframer, "feedback", self, "feedback")
+        self.msg_connect(self.crc, "ok", self.deframer, PDUS_PORT)
+        self.msg_connect(self.crc, "fail", self.deframer, FAIL_PORT)
+        self.message_port_register_hier_out(PDUS_PORT)
+        self.msg_connect(self.deframer, PDUS_PORT, self, PDUS_PORT)
+        self.message_port_register_hier_out(FEEDBACK_PORT)
+        self.msg_connect(self.deframer, FEEDBACK_PORT, self, FEEDBACK_PORT)
 
     def get_stats(self):
         """Deframer counters (packets, crc_fail, sync / eos bursts, how the eos mark came) and

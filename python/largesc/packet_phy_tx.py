@@ -5,6 +5,7 @@ from gnuradio import blocks, digital, gr, pdu
 
 from .gr_support import params as P
 from .gr_support.phy_framing import ACCESS_CODE, LEN_TAG, MAX_PADDING, MAX_SPS, _check_framing, crc32_args, overhead
+from .gr_support.ports import FEEDBACK_PORT, PDUS_PORT, POSTAMBLE_PORT, PREAMBLE_PORT
 from .packet_phy_framer import packet_phy_framer
 
 
@@ -50,16 +51,16 @@ class packet_phy_tx(gr.hier_block2):
         taps = np.hanning(2 * ramp + 2)[1:-1].tolist()
         self.shaper = digital.burst_shaper_cc(taps, int(pre_padding), int(post_padding), False, LEN_TAG)
 
-        self.message_port_register_hier_in("pdus")
-        self.msg_connect(self, "pdus", self.framer, "pdus")
-        self.message_port_register_hier_in("feedback")
-        self.msg_connect(self, "feedback", self.framer, "feedback")
-        self.msg_connect(self.framer, "preamble", self.to_ts[0], "pdus")
-        self.msg_connect(self.framer, "pdus", self.crc, "in")
+        self.message_port_register_hier_in(PDUS_PORT)
+        self.msg_connect(self, PDUS_PORT, self.framer, PDUS_PORT)
+        self.message_port_register_hier_in(FEEDBACK_PORT)
+        self.msg_connect(self, FEEDBACK_PORT, self.framer, FEEDBACK_PORT)
+        self.msg_connect(self.framer, PREAMBLE_PORT, self.to_ts[0], "pdus")
+        self.msg_connect(self.framer, PDUS_PORT, self.crc, "in")
         self.msg_connect(self.crc, "out", self.formatter, "in")
         self.msg_connect(self.formatter, "header", self.to_ts[1], "pdus")
         self.msg_connect(self.formatter, "payload", self.to_ts[2], "pdus")
-        self.msg_connect(self.framer, "postamble", self.to_ts[3], "pdus")
+        self.msg_connect(self.framer, POSTAMBLE_PORT, self.to_ts[3], "pdus")
         for i, ts in enumerate(self.to_ts):
             self.connect(ts, (self.mux, i))
         self.connect(self.mux, self.mod, self.scale_len, self.shaper, self)

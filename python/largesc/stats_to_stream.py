@@ -27,10 +27,13 @@ per message (file sinks, probes, tests).
 Scheduling as the depacketizer's: a source block whose work() returns 0 while no message is
 pending; GNU Radio then parks its thread until a message arrives (or a 250 ms timer), so it
 does not spin. At most 4096 messages (64 with window > 1: the newest holds the history anyway)
-wait for a slow sink; older ones are dropped (counted as dropped_items). End of stream: when an
-upstream message block finishes (`done` on the `system` port), the block finishes once
-everything pending has been written (with several upstream blocks, at the first one that
-finishes).
+wait for a slow sink; older ones are dropped (counted as dropped_items).
+
+End of stream (gr_support/end_of_stream.py, the rule every message block follows): GNU Radio
+posts `done` on the `system` port when an upstream block finishes, before that block's stop()
+publishes its final stats (and the adaptive controller its eos PDU). So the block counts
+`upstream_edges` `done` messages, then keeps taking messages until none has come for
+`eos_grace_s`, and finishes once everything pending has been written.
 """
 import collections
 import math
@@ -41,7 +44,8 @@ import pmt
 from gnuradio import gr
 
 from .gr_support import params as P
-from .gr_support.pdu import DONE, FEEDBACK, PDUS, STATS, SYSTEM
+from .gr_support.end_of_stream import EndOfStream
+from .gr_support.pdu import FEEDBACK, PDUS, STATS, SYSTEM
 from .gr_support.stats import RateLimitedLog, publish_final_stats, stats_to_pmt
 
 NAME = "stats_to_stream"
@@ -70,15 +74,21 @@ class stats_to_stream(gr.sync_block):
     (1: a float per message; W: a vector of the last W values); qt_batch: write each message as
     a batch of identical items for GNU Radio's QT sinks (16 for window 1, 2 otherwise; see the
     module doc) instead of one item; stats_interval: 1..10**6 messages between `stats`
-    messages (this block's own counters).
+    messages (this block's own counters); eos_grace_s: 0..3600 s without messages after the
+    upstream finished before this block finishes (the final stats come after `done`);
+    upstream_edges: message connections into the block, 1..64 (it waits for a `done` from each).
     """
 
-    def __init__(self, keys=("loss_rate",), window=1, qt_batch=True, stats_interval=125):
+    def __init__(self, keys=("loss_rate",), window=1, qt_batch=True, stats_interval=125,
+                 eos_grace_s=1.0, upstream_edges=1):
         keys = check_keys(NAME, keys)
         window = P.check_int(NAME, "window", window, 1, MAX_WINDOW, "values per item")
         qt_batch = P.check_bool(NAME, "qt_batch", qt_batch)
         stats_interval = P.check_int(NAME, "stats_interval", stats_interval, 1,
                                      P.MAX_STATS_INTERVAL, "messages")
+        eos_grace_s = P.check_float(NAME, "eos_grace_s", eos_grace_s, 0.0, P.MAX_GRACE_S, what="s")
+        upstream_edges = P.check_int(NAME, "upstream_edges", upstream_edges, 1, P.MAX_EDGES,
+                                     "message connections")
         out = np.float32 if window == 1 else (np.float32, window)
         gr.sync_block.__init__(self, name="largesc_stats_to_stream", in_sig=None,
                                out_sig=[out] * len(keys))
@@ -90,7 +100,7 @@ class stats_to_stream(gr.sync_block):
         self._history = np.zeros((len(keys), window), np.float32)
         self._max_pending = MAX_PENDING if window == 1 else MAX_PENDING_HISTORY
         self._pending = collections.deque()
-        self._done = False
+        self.end = EndOfStream(eos_grace_s, upstream_edges)
         self._msgs = 0
         self.counters = {"messages": 0, "items": 0, "ignored": 0, "dropped_items": 0,
                          "missing_values": 0}
@@ -103,6 +113,7 @@ class stats_to_stream(gr.sync_block):
 
     # ------------------------------------------------------------- messages
     def handle_msg(self, msg):
+        self.end.on_message()
         try:
             self.counters["messages"] += 1
             d = _as_dict(msg)
@@ -136,11 +147,10 @@ class stats_to_stream(gr.sync_block):
             self.message_port_pub(STATS, stats_to_pmt(self.get_stats()))
 
     def handle_system(self, msg):
-        """Upstream finished: finish once the pending items are written (see the module doc)."""
+        """Upstream finished: finish after the grace period, once the pending items are written
+        (see the module doc)."""
         try:
-            if pmt.is_pair(msg) and pmt.eq(pmt.car(msg), DONE):
-                self._done = True
-            else:
+            if not self.end.system(msg):
                 self.gateway.system_handler(msg)
         except Exception as exc:                            # noqa: BLE001
             self._log.warn("system", f"system message: {exc}")
@@ -157,11 +167,16 @@ class stats_to_stream(gr.sync_block):
                 out[:n] = items[:, i, :] if self.window > 1 else items[:, i, 0]
             self.counters["items"] += n
             return n
-        if self._done and not self._pending and not any(self.nmsgs(p) for p in (STATS, FEEDBACK, PDUS)):
+        if self.end.due() and not self._pending and not any(self.nmsgs(p) for p in (STATS, FEEDBACK, PDUS)):
             return -1
         return 0
 
+    def start(self):
+        self.end.reset()
+        return True
+
     def stop(self):
+        self.end.cancel()
         publish_final_stats(self, STATS)
         return True
 

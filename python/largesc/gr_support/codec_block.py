@@ -1,6 +1,6 @@
 """Mixin for the token codec blocks (mimi_encoder, mimi_decoder)."""
-import pmt
 
+from .ports import STATS
 from .stage_timing import StageObservers
 from .stats import RateLimitedLog, stats_to_pmt
 
@@ -15,7 +15,7 @@ class CodecBlock:
         self.codec = codec_mod.load_codec(profile, mimi_weights=mimi_weights or None, device=device)
         self.num_threads = int(num_threads)
         self.stats_interval = int(stats_interval)
-        self.message_port_register_out(pmt.intern("stats"))
+        self.message_port_register_out(STATS)
         self._log = RateLimitedLog(self.logger)
         self._stats = {"frames": 0, **{k: 0 for k in counters}}
         self.stage_observers = StageObservers()   # compute time of each stream_encode/decode call
@@ -26,7 +26,7 @@ class CodecBlock:
 
     def stop(self):
         self.codec.stop_streaming()
-        self.message_port_pub(pmt.intern("stats"), stats_to_pmt(self.get_stats()))
+        self.message_port_pub(STATS, stats_to_pmt(self.get_stats()))
         return True
 
     def get_stats(self) -> dict:
@@ -36,4 +36,4 @@ class CodecBlock:
         before = self._stats["frames"] // self.stats_interval
         self._stats["frames"] += n
         if self._stats["frames"] // self.stats_interval != before:
-            self.message_port_pub(pmt.intern("stats"), stats_to_pmt(self.get_stats()))
+            self.message_port_pub(STATS, stats_to_pmt(self.get_stats()))

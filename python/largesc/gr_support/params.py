@@ -21,6 +21,7 @@ MAX_SEED = 2 ** 32 - 1           # seeds are 0..2**32-1 (numpy / random / torch 
 MAX_D = 8                        # copy distance d (frames)
 MAX_D_MAX = 64                   # receiver wait for copies (frames); reassembly's max_jump is 64
 MAX_GRACE_S = 3600.0             # end-of-stream grace period (s)
+MAX_EDGES = 64                   # message connections into one block (end_of_stream.py)
 SAFETENSORS_SUFFIXES = (".safetensors", ".sft", ".sfts")    # what moshi loads without torch.load
 _DEVICE = re.compile(r"^(cpu|auto|cuda|cuda:\d{1,2})$")
 

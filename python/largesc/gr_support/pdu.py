@@ -6,12 +6,7 @@ depacketizer flushes on it.
 """
 import pmt
 
-PDUS = pmt.intern("pdus")
-FEEDBACK = pmt.intern("feedback")
-CTRL = pmt.intern("ctrl")
-STATS = pmt.intern("stats")
-SYSTEM = pmt.intern("system")
-DONE = pmt.intern("done")
+from .ports import CTRL, DONE, FEEDBACK, PDUS, STATS, SYSTEM  # noqa: F401 - the blocks import them from here
 
 
 class BadMessage(Exception):

@@ -12,12 +12,8 @@ ACCESS_CODE = digital.packet_utils.default_access_code        # 64 bits
 TYPE_DATA, TYPE_EOS, TYPE_SYNC, TYPE_FEEDBACK = 0, 1, 2, 3
 CRC_BYTES = 4
 HEADER_BYTES = len(ACCESS_CODE) // 8 + 4                      # access code + 16-bit length x 2
-EOS_SIM = pmt.intern("eos_sim")
-PREAMBLE = pmt.intern("preamble")
-POSTAMBLE = pmt.intern("postamble")
-FAIL = pmt.intern("fail")
-FEEDBACK = pmt.intern("feedback")
-LINK_DONE = pmt.intern("done")
+from .ports import EOS_SIM, FAIL, FEEDBACK, LINK_DONE, POSTAMBLE, PREAMBLE  # noqa: F401, E402 - re-exported
+
 MAX_PACKET_BYTES = 1400                # the PHY's length field has 12 bits; UDP keeps under the MTU
 SYNC_PAYLOAD = bytes([TYPE_SYNC]) + bytes(range(0x30, 0x38))
 
@@ -27,7 +23,6 @@ MIN_SAMP_RATE, MAX_SAMP_RATE = 1.0, 1e9                     # Hz (0: from UHD's 
 MAX_AMBLE = 64                         # preamble / postamble bytes
 MAX_PADDING = 100000                   # guard samples
 MAX_EOS_COPIES = 16
-MAX_EDGES = 64
 
 
 def check_snr(block, snr_db):

@@ -182,7 +182,7 @@ class MimiCodec(TokenCodec):
         if codes.shape[0] > 1:
             v1 = rvq.dequantize(rest, codes[1:], np.maximum(p - 1, 0))
         else:
-            v1 = np.zeros((rest[0].decode(torch.zeros(1, 1, dtype=torch.long)).shape[1], f_all), np.float32)
+            v1 = np.zeros((_dim(rest), f_all), np.float32)
         return np.concatenate([v0, v1], 0)
 
     def requantize(self, target: np.ndarray, codes: np.ndarray, prefix: np.ndarray) -> np.ndarray:
@@ -190,11 +190,16 @@ class MimiCodec(TokenCodec):
         first, rest = self._split_layers()
         codes = np.asarray(codes, np.int64)
         p = np.asarray(prefix, np.int64)
-        d0 = first[0].decode(torch.zeros(1, 1, dtype=torch.long)).shape[1]
+        d0 = _dim(first)
         out = codes.copy()
         out[:1] = rvq.requantize(first, target[:d0], codes[:1], np.minimum(p, 1))
         out[1:] = rvq.requantize(rest, target[d0:], codes[1:], np.maximum(p - 1, 0))
         return out
+
+
+def _dim(layers) -> int:
+    """Dimension of a VQ layer list's space (decoding one code on the layers' device)."""
+    return layers[0].decode(torch.zeros(1, 1, dtype=torch.long, device=rvq.layers_device(layers))).shape[1]
 
 
 def _randomise_codebooks(model, generator: torch.Generator) -> None:

@@ -338,7 +338,8 @@ class MiniCodec(TokenCodec):
         rvq = self.model.quantizer
         if prefix is None:
             return rvq.decode(c[None])
-        keep = (torch.arange(c.shape[0])[:, None] < torch.as_tensor(prefix)[None, :]).float().to(c.device)
+        keep = (torch.arange(c.shape[0], device=c.device)[:, None]
+                < torch.as_tensor(prefix, device=c.device)[None, :]).float()
         acc = 0
         for k in range(c.shape[0]):
             acc = acc + rvq.vq.layers[k].decode(c[k][None]) * keep[k][None, None, :]
@@ -431,7 +432,7 @@ class MiniCodec(TokenCodec):
 
     def _stream_encode_feats(self, target):
         m = self.model
-        xn = m.normalize(torch.from_numpy(np.ascontiguousarray(target, np.float32))[None])
+        xn = m.normalize(torch.from_numpy(np.ascontiguousarray(target, np.float32))[None].to(self.device))
         # causal convs over 5 ms frames: keep their left context (3 convs x 4 frames)
         ctx = 12
         if self._enc_convbuf is None:
@@ -446,7 +447,7 @@ class MiniCodec(TokenCodec):
         z = m.enc_tf(h.transpose(1, 2)).transpose(1, 2)
         m.quantizer.set_num_codebooks(self._nq)
         codes = m.quantizer.encode(z)[0]
-        return codes.numpy().astype(np.int64), z[0].numpy().astype(np.float32)
+        return codes.cpu().numpy().astype(np.int64), z[0].cpu().numpy().astype(np.float32)
 
     @torch.no_grad()
     def stream_decode(self, codes, prefix=None):
@@ -462,7 +463,7 @@ class MiniCodec(TokenCodec):
         out = []
         for j in range(c.shape[1]):
             k = c.shape[0] if prefix is None else int(prefix[j])
-            q = m.quantizer.decode(torch.from_numpy(c[:k, j:j + 1])[None])   # [1, D, 1]
+            q = m.quantizer.decode(torch.from_numpy(c[:k, j:j + 1])[None].to(self.device))   # [1, D, 1]
             if self._dec_state is None:
                 m.dec_tf.streaming_forever(1)
                 self._dec_state = True
@@ -483,7 +484,7 @@ class MiniCodec(TokenCodec):
                 self._dec_first = False
             else:
                 seg = y[..., n - 2 * SUB:n - SUB]
-            feats = m.denormalize(seg)[0].numpy()
+            feats = m.denormalize(seg)[0].cpu().numpy()
             out.append(self._synth.process(feats))
         if not out:
             return np.zeros(0, np.float32)
