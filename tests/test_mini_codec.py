@@ -16,7 +16,7 @@ from gnuradio.largesc.core.codec import world_features as W  # noqa: E402
 from gnuradio.largesc.core.codec.mini import MiniCodecModel, MiniConfig, load_mini_codec, save_mini_codec
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "python" / "largesc" / "models" / "mini" / "codec"
+SHIPPED = REPO / "python" / "largesc" / "models" / "mini-v1" / "codec"
 FLOOR_FILE = REPO / "data" / "mini_codec_floor.json"
 FS = 24000
 

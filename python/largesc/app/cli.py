@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..core import profiles
 from ..core.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 
 os.environ.setdefault("NO_TORCH_COMPILE", "1")
@@ -22,7 +23,7 @@ def cmd_info(args) -> int:
     from gnuradio import gr
     from huggingface_hub import constants, try_to_load_from_cache
 
-    from ..core import codec, profiles
+    from ..core import codec
     from ..core.codec.mimi import KYUTAI_MIMI_FILE, KYUTAI_REPO
     print(f"gr-largesc   {_version()}")
     print(f"python       {sys.version.split()[0]} ({sys.executable})")
@@ -32,28 +33,29 @@ def cmd_info(args) -> int:
     print(f"moshi        {moshi.__version__}")
     print(f"HF cache     {constants.HF_HUB_CACHE} (offline: {constants.HF_HUB_OFFLINE})")
     cached = try_to_load_from_cache(KYUTAI_REPO, KYUTAI_MIMI_FILE)
-    mini_dir = codec.mini_weights_dir()
     avail = {
         "kyutai": f"cached at {cached}" if isinstance(cached, str) else
                   f"not in cache ({KYUTAI_REPO}/{KYUTAI_MIMI_FILE}); download it or pass --mimi-weights",
         "kyutai-arch": "available (random weights)",
         "tiny": "available (random weights)",
-        "mini": _mini_status(mini_dir),
+        "mini": _mini_status(codec.mini_weights_dir(profile="mini")),
+        "mini-v1": _mini_status(codec.mini_weights_dir(profile="mini-v1"), with_lm=True),
     }
     from ..core.codec import opus_dnn
     print(f"opus DNNs    {opus_dnn.library_path()} ({'built' if opus_dnn.available() else 'not built: scripts/build_opus_dnn.sh'}; "
-          "DRED + FARGAN for the experimental mini v2 codec)")
+          "DRED + FARGAN of the default mini v2 codec)")
     print("profiles:")
     for name, text in profiles.PROFILES.items():
         print(f"  {name:12s} {text}\n  {'':12s} -> {avail[name]}")
     return 0
 
 
-def _mini_status(codec_dir) -> str:
-    """Which parts of the `mini` family are on this machine (codec, LM, recovery LoRA)."""
+def _mini_status(codec_dir, with_lm: bool = False) -> str:
+    """Which parts of a `mini`-family profile are on this machine (codec, and LM + LoRA for v1)."""
     from ..core.recovery import lm
-    parts = {"codec": codec_dir / "config.json", "LM": lm.MINI_LM_DIR / lm.MINI_LM_WEIGHTS,
-             "LoRA": lm.MINI_LORA_DIR / lm.PEFT_ADAPTER_FILE}
+    parts = {"codec": codec_dir / "config.json"}
+    if with_lm:
+        parts.update({"LM": lm.MINI_LM_DIR / lm.MINI_LM_WEIGHTS, "LoRA": lm.MINI_LORA_DIR / lm.PEFT_ADAPTER_FILE})
     have = [k for k, f in parts.items() if f.is_file()]
     missing = [k for k in parts if k not in have]
     text = f"available: {', '.join(have)} ({codec_dir.parent})" if have else f"not shipped ({codec_dir.parent})"
@@ -83,15 +85,14 @@ def cmd_demo(args) -> int:
     from . import loopback, run_summary
     note = ""
     if args.recovery == "auto":
-        # the LM with its soft decision: on held-out speech at p = 0.2 it is ahead of `repeat` on
-        # STOI and PLCMOS, and of sampling (docs/recovery.md)
-        args.recovery = "moshi-mmse" if args.profile == "mini" else "moshi"
-        if args.profile == "mini":
+        # the measured best strategy of each profile (docs/recovery.md); `mini` (v2) has no LM yet
+        args.recovery = profiles.AUTO_RECOVERY.get(args.profile, "moshi")
+        if args.profile == "mini-v1":
             from ..core.recovery import lm
             if not (lm.MINI_LM_DIR / lm.MINI_LM_WEIGHTS).is_file():
                 args.recovery = "repeat"
-                note = ("**Note:** no `mini` LM is shipped yet (docs/models/mini.md), so lost tokens are "
-                        "filled by `repeat`; `--profile tiny --recovery moshi` runs the LM path on a random model.\n\n")
+                note = ("**Note:** the `mini-v1` LM is not on this machine (docs/models/mini.md), so lost "
+                        "tokens are filled by `repeat`.\n\n")
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     s = loopback.run({"input": str(BUNDLED_CLIP), "output": str(out_dir / "decoded.wav"),
@@ -144,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bandwidth", type=float, default=1100.0, help="payload budget in bps (550..2062.5)")
     s.add_argument("--loss", type=float, default=0.2, help="packet loss probability (Bernoulli)")
     s.add_argument("--recovery", default="auto", choices=["auto", *RECOVERY_CHOICES],
-                   help="auto: moshi-mmse with mini (moshi with other profiles) where the LM is available, else repeat")
+                   help="auto: the profile's measured best strategy (mini: interp, mini-v1: moshi-mmse, others: moshi)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out-dir", default="out/demo")
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
@@ -161,7 +162,9 @@ DELEGATED = {
     "prepare-corpus": ("gnuradio.largesc.training.corpus", "build the offline training corpus for the mini models"),
     "train-codec": ("gnuradio.largesc.training.train_codec", "train the mini token codec (resumable)"),
     "cache-dred": ("gnuradio.largesc.training.dred_cache", "cache Opus DRED latents + LPCNet features of the corpus (mini v2)"),
-    "train-codec2": ("gnuradio.largesc.training.train_mini2", "fit the experimental mini v2 codec (DRED latents + FARGAN)"),
+    "train-codec2": ("gnuradio.largesc.training.train_mini2", "fit the mini v2 codec (DRED latents + state codebook, FARGAN)"),
+    "eval-codec": ("gnuradio.largesc.evaluation.codec_compare",
+                   "clean-channel codec comparison on >= 40 unseen clips (v1, v2 windows, Codec 2; paired)"),
     "train-lm": ("gnuradio.largesc.training.train_lm", "train the mini LM on mini tokens (resumable)"),
     "eval": ("gnuradio.largesc.evaluation", "quality vs loss and bitrate against Opus, AAC and Codec 2 (needs the eval extra)"),
     "run": ("gnuradio.largesc.app.run_app", "the whole lossy link (TX -> channel -> RX) as a headless flowgraph"),

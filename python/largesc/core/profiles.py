@@ -3,7 +3,9 @@
 One name selects the codec (and the recovery LM) everywhere: CLI flags, block parameters, GRC
 YAML defaults, examples, benchmarks and the evaluation (a test checks that they agree).
 
-- ``mini``: the small model family trained in this repository (models/mini/): the default;
+- ``mini``: the default: the v2 codec trained in this repository (models/mini/codec: Opus DRED
+  latents + a state codebook, voiced by FARGAN); no recovery LM yet (model-free strategies);
+- ``mini-v1``: the first small family trained here (models/mini-v1/: WORLD codec + LM + LoRA);
 - ``kyutai``: Kyutai's released Mimi (and Moshi) from the Hugging Face cache or local files;
 - ``kyutai-arch``: the same full-size architecture with random weights (speed and shape tests);
 - ``tiny``: a small random Mimi-like config, 8 codebooks x 2048 entries, for tests.
@@ -16,13 +18,18 @@ from pathlib import Path
 DEFAULT_PROFILE = "mini"
 
 PROFILES = {
-    "mini": "small codec + LM + recovery LoRA trained in this repository (the default)",
+    "mini": "v2 codec trained in this repository (DRED latents + state, FARGAN; model-free recovery) (the default)",
+    "mini-v1": "first codec (WORLD) + LM + recovery LoRA trained in this repository",
     "kyutai": "Kyutai's released Mimi/Moshi weights (Hugging Face cache or local files; needs a download once)",
     "kyutai-arch": "full-size Mimi/Moshi architecture, random weights (timing and shape tests only)",
     "tiny": "small random Mimi-like model, 8 x 2048 codebooks (tests only: output is noise)",
 }
 PROFILE_NAMES = tuple(PROFILES)                 # CLI choices, in this order
-LM_PROFILES = ("tiny", "kyutai-arch", "kyutai", "mini")   # profiles with a recovery LM
+LM_PROFILES = ("tiny", "kyutai-arch", "kyutai", "mini-v1")   # profiles with a recovery LM
+MINI_FAMILY = ("mini", "mini-v1")               # weights trained here, in models/<profile>/
+# `--recovery auto`: the measured best strategy per profile (docs/recovery.md); LM profiles not
+# listed use `moshi`. `mini` (v2) has no LM yet: its best model-free strategy.
+AUTO_RECOVERY = {"mini": "interp", "mini-v1": "moshi-mmse"}
 FULL_SIZE = ("kyutai", "kyutai-arch")           # Kyutai's architecture (Mimi 24 kHz + Moshi 7B)
 RANDOM_WEIGHTS = ("tiny", "kyutai-arch")        # no trained weights: output is noise
 
@@ -32,6 +39,15 @@ def check_profile(name: str) -> str:
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
     return name
+
+
+def has_lm(name: str) -> bool:
+    return name in LM_PROFILES
+
+
+def no_lm_message(name: str) -> str:
+    return (f"profile {name!r} has no recovery LM yet (its codec's tokens differ from mini-v1's): use a "
+            f"model-free strategy (interp, prefix, repeat, zero) or a profile with an LM ({', '.join(LM_PROFILES)})")
 
 
 def models_dir() -> Path:

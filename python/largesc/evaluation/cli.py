@@ -63,8 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="run a grid of systems x loss conditions over a speech set (default)")
     s.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     s.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILE_NAMES, help="model profile for LargeSC")
-    s.add_argument("--recovery", default="moshi", choices=["moshi", "moshi-mmse", "repeat", "zero", "prefix", "interp"],
-                   help="token recovery of the `largesc` system (ablations fix their own)")
+    s.add_argument("--recovery", default="auto",
+                   choices=["auto", "moshi", "moshi-mmse", "repeat", "zero", "prefix", "interp"],
+                   help="token recovery of the `largesc` system (ablations fix their own); auto: the profile's "
+                        "measured best (core/profiles.py AUTO_RECOVERY; moshi for LM profiles not listed)")
     s.add_argument("--lora", default=None, help="LoRA adapter folder for the moshi recovery LM (default: the "
                    "profile's shipped one, if any; 'none': the base LM)")
     s.add_argument("--temperature", type=float, default=None,
@@ -130,6 +132,9 @@ def cmd_sweep(a, argv) -> int:
     if a.temperature is not None and not (math.isfinite(a.temperature) and 0.0 <= a.temperature <= 10.0):
         print(f"gr-largesc eval: --temperature must be 0..10 (0: greedy), got {a.temperature}", file=sys.stderr)
         return 2
+    if a.recovery == "auto":
+        from ..core.profiles import AUTO_RECOVERY
+        a.recovery = AUTO_RECOVERY.get(a.profile, "moshi")
     pre = PRESETS[a.preset]
     cache_root = Path(a.cache_dir) if a.cache_dir else default_cache()
     cfg = runner.Config(profile=a.profile, recovery=a.recovery, lora=a.lora,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.profiles import DEFAULT_PROFILE
+from ..core.profiles import DEFAULT_PROFILE, MINI_FAMILY
 from . import losstrace, metrics, systems
 
 CODE_VERSION = "e1"
@@ -70,10 +70,10 @@ def audio_hash(x: np.ndarray) -> str:
 
 def profile_fingerprint(profile: str) -> str:
     """Profile name plus, for trained weights, the size and mtime of their files."""
-    if profile != "mini":
+    if profile not in MINI_FAMILY:
         return profile
     from ..core.codec import mini_weights_dir
-    root = mini_weights_dir().parent
+    root = mini_weights_dir(profile=profile).parent
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
     return _h(profile, [(str(p.relative_to(root)), p.stat().st_size, int(p.stat().st_mtime)) for p in files])
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.profiles import DEFAULT_PROFILE
+from ..core.profiles import DEFAULT_PROFILE, MINI_FAMILY
 from ..core.recovery.base import LATENCY
 
 RATE_COLUMNS = ("payload_bps", "header_bps", "on_air_bps")   # codec payload, header + CRC + pad, sum
@@ -95,9 +95,10 @@ def algorithmic_latency_ms(system: System, recovery: str = "moshi", profile: str
     if k == "largesc":
         rec = prm["recovery"] or recovery
         look = 0.0
-        if profile == "mini":       # WORLD analysis + decoder look-ahead: one frame each
-            from ..core.codec.mini import MiniCodec
-            look = 80.0 * MiniCodec.stream_delay_frames
+        if profile in MINI_FAMILY:  # the codec's declared look-ahead (v1: 2 frames; v2: its window)
+            from .largesc_system import get_codec
+            c = get_codec(profile)
+            look = 80.0 * c.stream_delay_frames + 1000.0 * c.sub_frame_delay_samples / c.sample_rate
         # the reassembler holds a missing frame until packet f + d_max (d = d_max = 1) arrives
         return {"packet": 80.0, "lookahead": look, "receiver_wait": 80.0,
                 "recovery": 80.0 * LATENCY.get(rec, 0)}

@@ -1,7 +1,7 @@
 """Parameter checks that several blocks share: the codec blocks (and the hier blocks that hold
 them) and the recovery block (and largesc_rx). The generic checks are in `params`."""
 from ..core.link import frames
-from ..core.profiles import LM_PROFILES, PROFILES
+from ..core.profiles import LM_PROFILES, MINI_FAMILY, PROFILES
 from ..core.recovery.base import STRATEGIES
 from . import params as P
 
@@ -18,7 +18,7 @@ def check_codec_params(block, profile, samp_rate, device, num_threads, mimi_weig
                f"e.g. filter.rational_resampler_fff)", samp_rate)
     P.check_device(block, "device", device)
     P.check_int(block, "num_threads", num_threads, 1, P.MAX_THREADS)
-    if profile == "mini":       # the mini codec is a folder: config.json + model.safetensors
+    if profile in MINI_FAMILY:  # a mini codec is a folder: config.json + model.safetensors
         P.check_file(block, "mimi_weights", mimi_weights, allow_dir=True,
                      suffixes=P.SAFETENSORS_SUFFIXES)
     else:

@@ -28,26 +28,32 @@ log = logging.getLogger(__name__)
 
 def load_codec(profile: str = profiles.DEFAULT_PROFILE, *, mimi_weights: str | Path | None = None,
                mimi_config: str | Path | dict | None = None, device: str = "cpu",
-               num_codebooks: int = frames.NUM_CODEBOOKS, seed: int = 0) -> TokenCodec:
-    """Build the codec of a profile, or of explicit local files (weights + optional config json)."""
+               num_codebooks: int = frames.NUM_CODEBOOKS, seed: int = 0, window: int | None = None) -> TokenCodec:
+    """Build the codec of a profile, or of explicit local files (weights + optional config json).
+    `window`: frames of decoder look-ahead of the mini v2 codec (0..3; None: its config's default);
+    other codecs have a fixed look-ahead and refuse a value."""
     import json
     profiles.check_profile(profile)
     dev = torch_env.resolve_device(device)
     torch_env.disable_compile_on_cpu(dev)
-    if profile == "mini" and _mini_version(mini_weights_dir(mimi_weights)) == 2:
+    if profile in profiles.MINI_FAMILY and _mini_version(mini_weights_dir(mimi_weights, profile)) == 2:
         from . import mini2
-        folder = mini_weights_dir(mimi_weights)
+        folder = mini_weights_dir(mimi_weights, profile)
+        if window is not None and not 0 <= int(window) <= mini2.MAX_WINDOW:
+            raise ValueError(f"codec window must be 0..{mini2.MAX_WINDOW} frames, got {window}")
         try:
-            return mini2.load_mini2(folder, device=str(dev), num_codebooks=num_codebooks)
+            return mini2.load_mini2(folder, device=str(dev), num_codebooks=num_codebooks, window=window)
         except Exception as exc:   # missing library or files: one error naming them
             raise ModelFileError(f"cannot load the mini v2 codec from {folder}: {type(exc).__name__}: {exc}") from exc
-    if profile == "mini":
+    if window is not None:
+        raise ValueError(f"a codec window applies to the mini v2 codec only; profile {profile!r} has a fixed look-ahead")
+    if profile in profiles.MINI_FAMILY:
         try:
             from . import mini as mini_codec
         except ImportError as exc:
             raise RuntimeError(f"profile 'mini' needs the WORLD vocoder packages ({exc.name}): "
                                "install them with LARGESC_EXTRAS=mini scripts/install_env.sh") from exc
-        folder = mini_weights_dir(mimi_weights)
+        folder = mini_weights_dir(mimi_weights, profile)
         try:
             return mini_codec.load_mini_codec(folder, device=str(dev), num_codebooks=num_codebooks)
         except Exception as exc:   # missing, truncated or mismatched files: one error naming them
@@ -85,8 +91,9 @@ def _mini_version(folder: Path) -> int:
         return 1
 
 
-def mini_weights_dir(override: str | Path | None = None) -> Path:
-    """Where the `mini` codec lives: `override`, else $LARGESC_MODELS/mini/codec, else the package's models/."""
+def mini_weights_dir(override: str | Path | None = None, profile: str = "mini") -> Path:
+    """Where a `mini`-family codec lives: `override`, else $LARGESC_MODELS/<profile>/codec, else the
+    package's models/<profile>/codec."""
     if override is not None:
         return Path(override)
-    return profiles.models_dir() / "mini" / "codec"
+    return profiles.models_dir() / profile / "codec"

@@ -21,6 +21,7 @@ class TokenCodec:
     frame_samples = frames.FRAME_SAMPLES
     stream_delay_frames = 0   # frames of algorithmic delay the streaming path adds
     encoder_delay_frames = 0  # of which the encoder's look-ahead (the rest is the decoder's)
+    sub_frame_delay_samples = 0   # delay below one frame (24 kHz samples): analysis windows, vocoder, resamplers
     latent_dim: int
     num_codebooks: int
 

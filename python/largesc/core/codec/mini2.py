@@ -2,16 +2,26 @@
 
     24 kHz -> 16 kHz -> LPCNet features -> DRED RDO-VAE encoder (Opus 1.5, frozen; opus_dnn.py)
       -> per 80 ms frame: the latents of 20 ms steps 1 and 3 (2 x 21, each covering 40 ms of
-         features) and the encoder state after step 3 (19): a 61-d vector, normalised
-      -> residual VQ, 8 codebooks x 2048 (k-means, fitted here: training/train_mini2.py): the tokens
-      -> dequantize -> Opus's DRED decoder, started from the frame's own state and run back over
-         its two latents -> the frame's eight 10 ms feature frames
+         features) and the encoder state after step 3 (19)
+      -> tokens (8 codebooks x 2048, k-means, fitted here: training/train_mini2.py):
+         7 residual codebooks on the two latents (one global scale: the dimensions keep their
+         spread) and 1 codebook on the state (z-scored, weighted per dimension by its effect on
+         the decoded features); the state codebook sits at position `state_index` of the order
+      -> decode frame t from the window t..t+W: Opus's DRED decoder starts from frame t+W's
+         state and runs back over the latents of frames t+W..t; frame t's eight 10 ms feature
+         frames are kept
       -> FARGAN (Opus 1.5, frozen) -> 16 kHz -> 24 kHz
 
-Each frame decodes from its own tokens (the state travels in them), so the codec has no frame of
-look-ahead: only the LPCNet analysis window, FARGAN's 15 ms and the resamplers (about 25 ms in
-all). Every prefix of codebooks decodes (a coarser vector); codebook 0 is the coarsest. Weights:
-models/mini/codec/ (config.json + model.safetensors: normalisation and codebooks).
+Look-ahead: W frames in the decoder (`window`, 0..3, default from config.json), none in the
+encoder, plus the LPCNet analysis window, FARGAN and the resamplers (`sub_frame_delay_samples`).
+Every prefix of codebooks decodes: the state of a frame whose prefix lacks the state codebook is
+taken from the newest frame of the window that has it, else the mean state. Offline and
+streaming run the same code over the same windows, so they give the same codes and samples;
+offline, the last W frames of a clip decode from the shorter window that exists.
+
+Quantizer space (for recovery, core/codec/rvq.py): a 61-d vector [latents (42) / g ; weighted
+state (19)], each codebook entry non-zero only in its own part, so residual (re)quantization and
+latent interpolation work unchanged. Weights: models/mini/codec/ (config.json + model.safetensors).
 """
 from __future__ import annotations
 
@@ -29,16 +39,20 @@ from .base import TokenCodec
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 LAT = opus_dnn.LATENT_DIM
-VEC_DIM = 2 * LAT + opus_dnn.STATE_DIM          # [latent step 1, latent step 3, state after step 3]
+Z_DIM = 2 * LAT                                  # [latent step 1, latent step 3]
+VEC_DIM = Z_DIM + opus_dnn.STATE_DIM             # + the state after step 3
 FEATS = 8                                        # 10 ms feature frames per 80 ms
 K = frames.NUM_CODEBOOKS
 CARD = frames.CODEBOOK_SIZE
+MAX_WINDOW = 3
 
 
 @dataclass
 class Mini2Config:
     version: int = 2
     decoder: str = "dred"
+    state_index: int = 1          # position of the state codebook in the token order (-1: none)
+    window: int = 1               # frames of decoder look-ahead by default (0..3)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Mini2Config":
@@ -46,7 +60,9 @@ class Mini2Config:
 
 
 class Mini2Model(torch.nn.Module):
-    """The trained parameters: the vector's normalisation and the residual codebooks."""
+    """The trained parameters: the vector's normalisation (v = vn * v_std + v_mean) and the
+    codebooks [8, 2048, 61] (latent codebooks zero in the state part, the state codebook zero in
+    the latent part)."""
 
     def __init__(self, cfg: Mini2Config | None = None):
         super().__init__()
@@ -66,11 +82,16 @@ class Mini2Model(torch.nn.Module):
 
     def dequantize(self, codes: torch.Tensor, prefix: torch.Tensor | None = None) -> torch.Tensor:
         """codes [N, k] (+ prefix [N]) -> [N, 61] normalised: the sum over each frame's prefix."""
-        out = torch.zeros(codes.shape[0], VEC_DIM, dtype=self.codebooks.dtype)
+        out = torch.zeros(codes.shape[0], VEC_DIM, dtype=self.codebooks.dtype, device=self.codebooks.device)
         for k in range(codes.shape[1]):
             v = self.codebooks[k][codes[:, k]]
             out = out + (v if prefix is None else v * (k < prefix)[:, None].to(v.dtype))
         return out
+
+    def has_state(self, prefix: np.ndarray) -> np.ndarray:
+        """[F] bool: the frame's prefix includes the state codebook."""
+        si = self.cfg.state_index
+        return np.zeros(len(prefix), bool) if si < 0 else np.asarray(prefix) > si
 
 
 def save_mini2(model: Mini2Model, out_dir, extra: dict | None = None) -> None:
@@ -83,13 +104,14 @@ def save_mini2(model: Mini2Model, out_dir, extra: dict | None = None) -> None:
     (out / CONFIG_NAME).write_text(json.dumps({**asdict(model.cfg), **(extra or {})}, indent=1))
 
 
-def load_mini2(weights_dir, device: str = "cpu", num_codebooks: int = K) -> "Mini2Codec":
+def load_mini2(weights_dir, device: str = "cpu", num_codebooks: int = K, window: int | None = None) -> "Mini2Codec":
     from safetensors.torch import load_file
     d = Path(weights_dir)
     model = Mini2Model(Mini2Config.from_dict(json.loads((d / CONFIG_NAME).read_text())))
     sd = {k: v.float() for k, v in load_file(str(d / WEIGHTS_NAME)).items()}
     model.load_state_dict(sd)
-    return Mini2Codec(model.eval(), num_codebooks=num_codebooks, description=f"mini v2 codec {d}")
+    return Mini2Codec(model.eval(), num_codebooks=num_codebooks, window=window,
+                      description=f"mini v2 codec {d}")
 
 
 class StreamResampler:
@@ -122,27 +144,46 @@ class StreamResampler:
 
 class Mini2Codec(TokenCodec):
     """The TokenCodec of `mini` v2 (see the module docstring). Offline and streaming run the same
-    stateful path, so they give the same codes and the same samples."""
+    code over the same windows, so they give the same codes and the same samples."""
 
     activity_source = "audio"
     encoder_delay_frames = 0
-    stream_delay_frames = 0
+    # Below one frame: LPCNet analysis + FARGAN + the two resamplers, measured on speech by
+    # envelope cross-correlation of copy synthesis (tests/test_mini2_codec.py checks it).
+    sub_frame_delay_samples = 373      # 15.5 ms
 
-    def __init__(self, model: Mini2Model, num_codebooks: int = K, description: str = ""):
-        self.model = model
+    def __init__(self, model: Mini2Model, num_codebooks: int = K, description: str = "",
+                 window: int | None = None, device: str = "cpu"):
+        self.model = model.to("cpu")      # the codebooks are tiny; Opus's DNNs run on the CPU
         self.description = description
         self.num_codebooks = num_codebooks
         self.latent_dim = VEC_DIM
+        self.window = model.cfg.window if window is None else window
         self._streaming = False
         opus_dnn._lib()                  # fail early, naming the library, if it is not built
         self.reset()
+
+    @property
+    def window(self) -> int:
+        return self._window
+
+    @window.setter
+    def window(self, w: int) -> None:
+        w = int(w)
+        if not 0 <= w <= MAX_WINDOW:
+            raise ValueError(f"window must be 0..{MAX_WINDOW} frames of decoder look-ahead, got {w}")
+        self._window = w
+
+    @property
+    def stream_delay_frames(self) -> int:
+        return self._window
 
     # -- encoder ------------------------------------------------------------------------------
     @torch.no_grad()
     def _encode(self, x24: np.ndarray, rs: StreamResampler, an) -> tuple[np.ndarray, np.ndarray]:
         _, lat = an.process(rs.process(x24))
         n = len(lat) // 4
-        v = np.concatenate([lat[: 4 * n].reshape(n, 4, LAT)[:, [1, 3]].reshape(n, 2 * LAT),
+        v = np.concatenate([lat[: 4 * n].reshape(n, 4, LAT)[:, [1, 3]].reshape(n, Z_DIM),
                             an.states[: 4 * n].reshape(n, 4, -1)[:, 3]], 1)
         m = self.model
         vn = (torch.from_numpy(v) - m.v_mean) / m.v_std
@@ -162,8 +203,8 @@ class Mini2Codec(TokenCodec):
         return self._encode(x, self._rs_in, self._an)
 
     # -- decoder ------------------------------------------------------------------------------
-    def features(self, codes, prefix=None) -> np.ndarray:
-        """codes [k, F] -> LPCNet features [8 F, 20]: each frame from its own tokens."""
+    def vectors(self, codes, prefix=None) -> tuple[np.ndarray, np.ndarray]:
+        """codes [k, F] (+ prefix [F]) -> (de-normalised vectors [F, 61], has_state [F])."""
         codes = np.asarray(codes, np.int64)
         if codes.ndim != 2 or not 1 <= codes.shape[0] <= K:
             raise ValueError(f"codes must be [k <= 8, F], got {codes.shape}")
@@ -177,32 +218,55 @@ class Mini2Codec(TokenCodec):
         with torch.no_grad():
             vn = m.dequantize(torch.from_numpy(codes.T.copy()), torch.from_numpy(p))
             v = (vn * m.v_std + m.v_mean).numpy()
-        return self.vectors_to_features(v)
+        return v, m.has_state(p)
 
     @staticmethod
-    def vectors_to_features(v: np.ndarray) -> np.ndarray:
-        """[F, 61] de-normalised vectors -> features [8 F, 20] (Opus's DRED decoder per frame)."""
-        out = np.zeros((len(v), FEATS, opus_dnn.NUM_FEATURES), np.float32)
-        for f, row in enumerate(v):
-            lat = np.stack([row[LAT:2 * LAT], row[:LAT]])          # newest first
-            out[f] = opus_dnn.dred_decode(row[2 * LAT:], lat)
-        return out.reshape(-1, opus_dnn.NUM_FEATURES)
+    def window_features(v: np.ndarray, has_state: np.ndarray) -> np.ndarray:
+        """Features [8, 20] of the window's first frame: Opus's DRED decoder from the state of the
+        newest frame that has one (else the mean state in the newest frame's vector), back over
+        the latents of the window's frames up to it."""
+        e = len(v) - 1
+        known = np.flatnonzero(has_state)
+        if len(known):
+            e = int(known[-1])
+        lat = v[: e + 1, :Z_DIM].reshape(-1, LAT)[::-1]                # newest first
+        return opus_dnn.dred_decode(v[e, Z_DIM:], lat)[:FEATS]
 
-    def _decode(self, st: dict, codes, prefix) -> np.ndarray:
-        feats = self.features(codes, prefix)
-        return st["rs"].process(st["voc"].process(feats))
+    def features(self, codes, prefix=None) -> np.ndarray:
+        """codes [k, F] -> LPCNet features [8 F, 20]: frame t from the window t..min(t+W, F-1)."""
+        v, hs = self.vectors(codes, prefix)
+        out = np.zeros((len(v), FEATS, opus_dnn.NUM_FEATURES), np.float32)
+        for t in range(len(v)):
+            e = min(t + self._window, len(v) - 1) + 1
+            out[t] = self.window_features(v[t:e], hs[t:e])
+        return out.reshape(-1, opus_dnn.NUM_FEATURES)
 
     @staticmethod
     def _new_decoder() -> dict:
-        return {"voc": opus_dnn.Vocoder(), "rs": StreamResampler(3, 2)}
+        return {"voc": opus_dnn.Vocoder(), "rs": StreamResampler(3, 2), "v": np.zeros((0, VEC_DIM)),
+                "hs": np.zeros(0, bool)}
 
     def decode(self, codes, prefix=None) -> np.ndarray:
-        return self._decode(self._new_decoder(), codes, prefix)
+        st = self._new_decoder()
+        return st["rs"].process(st["voc"].process(self.features(codes, prefix)))
 
     def stream_decode(self, codes, prefix=None):
+        """Feed codes [k, n]; returns the audio of the frames whose W frames of look-ahead have
+        arrived (the first W frames fed yield nothing)."""
         if not self._streaming:
             raise RuntimeError("call start_streaming() first")
-        return self._decode(self._dec, codes, prefix)
+        st = self._dec
+        v, hs = self.vectors(codes, prefix)
+        st["v"] = np.concatenate([st["v"], v])
+        st["hs"] = np.concatenate([st["hs"], hs])
+        w = self._window
+        feats = []
+        while len(st["v"]) > w:
+            feats.append(self.window_features(st["v"][: w + 1], st["hs"][: w + 1]))
+            st["v"], st["hs"] = st["v"][1:], st["hs"][1:]
+        if not feats:
+            return np.zeros(0, np.float32)
+        return st["rs"].process(st["voc"].process(np.concatenate(feats)))
 
     # -- streaming state ----------------------------------------------------------------------
     def start_streaming(self):

@@ -6,7 +6,7 @@ Profiles (same names as the codec's):
 - ``kyutai-arch``: the 7.7 B Moshi architecture with random weights, built on the meta device
   and materialised in bf16 (timing only);
 - ``kyutai``: Moshi from the Hugging Face cache or local files (`kyutai/moshiko-pytorch-bf16`);
-- ``mini``: the small LM trained in this repository (``train-lm``), shipped in models/mini/lm/
+- ``mini-v1``: the small LM trained in this repository (``train-lm``) on mini v1 tokens, shipped in models/mini-v1/lm/
   (config.json + model.safetensors): Moshi's layout without the user stream (n_q = dep_q = 8).
 
 Adapters load in two formats and are always fused into plain `nn.Linear` weights, because
@@ -30,7 +30,7 @@ from .. import torch_env  # noqa: F401  (sets NO_TORCH_COMPILE before moshi is i
 from ..codec import ModelFileError
 from ..profiles import LM_PROFILES, models_dir
 
-MINI_LM_DIR = models_dir() / "mini" / "lm"
+MINI_LM_DIR = models_dir() / "mini-v1" / "lm"
 MINI_LM_CONFIG, MINI_LM_WEIGHTS = "config.json", "model.safetensors"
 MINI_LORA_DIR = MINI_LM_DIR.parent / "lora"   # the shipped recovery adapter (peft format)
 KYUTAI_REPO = loaders.DEFAULT_REPO
@@ -75,7 +75,7 @@ def lm_kwargs(profile: str) -> dict:
     """LMModel keyword arguments of a profile."""
     if profile == "tiny":
         return tiny_lm_kwargs()
-    if profile == "mini":
+    if profile == "mini-v1":
         return lm_config_from_json(MINI_LM_DIR / MINI_LM_CONFIG)
     if profile in ("kyutai", "kyutai-arch"):
         return dict(loaders._lm_kwargs)
@@ -154,13 +154,16 @@ def load_lm(profile: str = "tiny", *, weights: str | Path | None = None,
             default_adapter: bool = True) -> LMModel:
     """The LM of a profile, with an optional LoRA adapter fused in; eval mode.
 
-    `mini` with its shipped weights and no `lora` gets the shipped recovery adapter
-    (models/mini/lora), as Moshi + LoRA in the paper; `default_adapter=False` (train-lora) or
+    `mini-v1` with its shipped weights and no `lora` gets the shipped recovery adapter
+    (models/mini-v1/lora), as Moshi + LoRA in the paper; `default_adapter=False` (train-lora) or
     `lora` given overrides that, and `lora="none"` loads the base LM without any adapter.
 
     dtype defaults to bf16 for the full-size profiles (fp32 would need 31 GB) and fp32 for tiny.
     """
     if profile not in LM_PROFILES:
+        from ..profiles import PROFILES, no_lm_message
+        if profile in PROFILES:
+            raise ValueError(no_lm_message(profile))
         raise ValueError(f"unknown LM profile {profile!r}; choose one of {', '.join(LM_PROFILES)}")
     dev = torch_env.resolve_device(device)
     torch_env.disable_compile_on_cpu(dev)
@@ -169,18 +172,18 @@ def load_lm(profile: str = "tiny", *, weights: str | Path | None = None,
         dtype = torch.bfloat16 if big else torch.float32
     if isinstance(lora, str) and lora.lower() == "none":          # the base LM, explicitly
         lora, default_adapter = None, False
-    if (profile == "mini" and lora is None and weights is None and default_adapter
+    if (profile == "mini-v1" and lora is None and weights is None and default_adapter
             and (MINI_LORA_DIR / PEFT_ADAPTER_FILE).is_file()):
         lora = MINI_LORA_DIR
     kwargs = lm_config_from_json(config) if config is not None else lm_kwargs(profile)
     # Read the adapter before building the LM: a bad file fails fast, not after a long build.
     adapter = None if lora is None else read_adapter(
-        lora, expect_profile=profile, expect_seed=None if (big or profile == "mini" or weights is not None) else seed)
-    if profile == "mini" and weights is None:
+        lora, expect_profile=profile, expect_seed=None if (big or profile == "mini-v1" or weights is not None) else seed)
+    if profile == "mini-v1" and weights is None:
         weights = MINI_LM_DIR / MINI_LM_WEIGHTS
         if not weights.is_file():
             raise ModelFileError(f"mini LM weights not found: {weights} (train them with `gr-largesc train-lm`)")
-    if profile in ("kyutai", "mini") or weights is not None:
+    if profile in ("kyutai", "mini-v1") or weights is not None:
         path = _kyutai_lm_file(weights)
         _check_safetensors(path, "LM weights")
         try:
@@ -212,7 +215,7 @@ def save_mini_lm(lm: LMModel, kwargs: dict, out_dir: str | Path, info: dict | No
     save_file({k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
                for k, v in lm.state_dict().items()}, str(out / MINI_LM_WEIGHTS))
     (out / MINI_LM_CONFIG).write_text(json.dumps({**kwargs, "model_type": "largesc-mini-lm"}, indent=1))
-    (out / BASE_INFO_FILE).write_text(json.dumps({"profile": "mini", **(info or {})}, indent=1))
+    (out / BASE_INFO_FILE).write_text(json.dumps({"profile": "mini-v1", **(info or {})}, indent=1))
 
 
 def check_realtime(profile: str, device: str = "cpu", force: bool = False) -> None:
