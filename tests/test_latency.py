@@ -8,7 +8,14 @@ import pytest
 
 from gnuradio.largesc.core.codec.mimi import MimiCodec
 from gnuradio.largesc.core.recovery.base import LATENCY
-from gnuradio.largesc.gr_support.latency import latency_totals, rx_latency_ms, tx_latency_ms
+from gnuradio.largesc.gr_support.latency import (
+    codec_shift_samples,
+    hier_output_shift_s,
+    latency_totals,
+    output_shift_s,
+    rx_latency_ms,
+    tx_latency_ms,
+)
 
 D = 1
 
@@ -45,3 +52,30 @@ def test_latency_adds_the_codec_look_ahead_and_d_max():
     assert latency_totals(table(1, 2, "moshi"), D) == (base[0] + 160.0, base[1] + 160.0)
     assert latency_totals(table(0, 0, "moshi", d_max=D + 1), D + 1) == (base[0], base[1] + 80.0)
     assert latency_totals(table(0, 0, "moshi", hold_last=True), D) == base
+
+
+class _Codec:
+    def __init__(self, enc, stream, sub=None):
+        self.encoder_delay_frames, self.stream_delay_frames = enc, stream
+        if sub is not None:
+            self.sub_frame_delay_samples = sub
+
+
+def test_file_run_shift_comes_from_the_codec_and_the_resamplers():
+    """A file run's output shift (gr_support/latency.py): the codec's lead-in frames (encoder and
+    decoder look-ahead) and sub-frame delay, less the resamplers' group delays; no hold or wait."""
+    assert codec_shift_samples(_Codec(1, 2)) == 2 * 1920                 # mini v1: no sub-frame declared
+    assert codec_shift_samples(_Codec(0, 3, 600)) == 3 * 1920 + 600      # a v2 window of 3 frames
+    assert codec_shift_samples(_Codec(0, 0, 0)) == 0
+    assert output_shift_s(_Codec(0, 1, 240), None, 1.0, 1.5) == pytest.approx(0.08 + 0.01 - 0.0025)
+    assert rx_latency_ms(1, 0, 1, 0, sub_frame_samples=240)["codec sub-frame (analysis, vocoder)"] == 10.0
+
+
+def test_hier_blocks_shift_at_16_khz():
+    """tiny at 16 kHz: no codec delay, so the shift is minus the two resamplers' group delays."""
+    from gnuradio.largesc.largesc_rx import largesc_rx
+    from gnuradio.largesc.largesc_tx import largesc_tx
+    tx = largesc_tx(samp_rate=16000, profile="tiny", d=D)
+    rx = largesc_rx(samp_rate=16000, profile="tiny", d=D, d_max=D, recovery="repeat")
+    res = tx.algorithmic_latency_ms()["resampler (in)"] + rx.algorithmic_latency_ms()["resampler (out)"]
+    assert res > 0 and hier_output_shift_s(tx, rx) == pytest.approx(-res / 1e3)

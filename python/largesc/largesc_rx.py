@@ -1,8 +1,9 @@
 """GNU Radio hier block: LargeSC receiver (packets in on `pdus` -> audio out).
 
 Chain: `pdus` -> depacketizer (reassembly, one frame per stream item, loss feedback) ->
-token recovery (zero / repeat / prefix / moshi) -> Mimi decoder -> [rational resampler 24 kHz ->
-samp_rate] -> audio.
+token recovery (zero / repeat / prefix / interp / moshi / moshi-mmse) -> Mimi decoder (each frame
+decodes its decodable prefix: the leading codebooks received or filled, from recovery's states)
+-> [rational resampler 24 kHz -> samp_rate] -> audio.
 
 Message ports (docs/architecture.md): in `pdus` (packets as PDUs, plus the sender's
 end-of-stream PDU), out `feedback` (dict `loss_rate`, for largesc_tx's `feedback` port).
@@ -37,7 +38,7 @@ from .gr_support.block_params import (
     check_temperature,
     check_top_k,
 )
-from .gr_support.latency import rx_latency_ms
+from .gr_support.latency import rx_latency_ms, sub_frame_delay_samples
 from .gr_support.rates import check_samp_rate, rational_ratio
 from .gr_support.stage_timing import StageTimer
 
@@ -55,14 +56,16 @@ class largesc_rx(gr.hier_block2):
             resampler (filter.rational_resampler_fff).
         profile: model profile of the Mimi decoder and of the `moshi` recovery LM.
         d: redundancy (copy) distance the sender uses.  d_max: frames to wait for copies (>= d).
-        recovery: zero | repeat | prefix | moshi (Moshi LM, one frame of delay).
+        recovery: zero | repeat | prefix | interp | moshi | moshi-mmse (interp and the Moshi LM
+            strategies hold one frame).
         num_codebooks: codebooks decoded (a prefix, 1..8).
         clocked: declare frames lost by wall-clock deadline (live links); False for file runs.
         timeout_ms: deadline in clocked mode, 0..60000 ms (0: (d_max + 1) x 80 ms).
         device: torch device (cpu, cuda, auto).  num_threads: torch threads per model block.
         seed: sampling seed of the recovery (same seed, same input -> same output).
         temperature, top_k: `moshi` sampling.  lora: LoRA adapter for `moshi` ('' = none).
-        fill_not_sent: also generate the codebooks the sender did not send.
+        fill_not_sent: also generate the codebooks the sender did not send (False: the decoder
+            decodes each frame's received prefix; `prefix` recovery never fills them).
         deadline_ms: a `moshi` step slower than this falls back to repeat (0: none).
         mimi_weights: local Mimi safetensors file instead of the profile's ('' = profile).
         feedback_interval: frames between loss reports on `feedback`.
@@ -123,9 +126,13 @@ class largesc_rx(gr.hier_block2):
         self.depacketizer = depacketizer(d=d, d_max=d_max, clocked=clocked, timeout_ms=timeout_ms,
                                          feedback_interval=feedback_interval,
                                          hold_last=self.hold_last, packet_format=packet_format)
+        # use_states: each frame decodes its decodable prefix (known or filled codebooks), so
+        # codebooks left unfilled (`prefix` recovery, fill_not_sent False) never reach the model
+        # as token 0: the same decode as the evaluation (evaluation/largesc_system.py)
         self.decoder = mimi_decoder(profile=profile, num_codebooks=num_codebooks,
                                     samp_rate=frames.SAMPLE_RATE, device=device,
-                                    num_threads=num_threads, mimi_weights=mimi_weights)
+                                    num_threads=num_threads, mimi_weights=mimi_weights,
+                                    use_states=True)
         # latent-space recovery (interp, moshi-mmse) works in the decoder's own codebooks
         self.recovery = token_recovery(profile=lm_profile or profile, strategy=recovery, temperature=temperature,
                                        top_k=top_k, seed=seed, device=device, num_threads=num_threads,
@@ -138,6 +145,7 @@ class largesc_rx(gr.hier_block2):
         self.states_sink = blocks.null_sink(K)          # uint8 x 8 per frame
         self.connect((self.depacketizer, 0), (self.recovery, 0), (self.decoder, 0))
         self.connect((self.depacketizer, 1), (self.recovery, 1), (self.states_sink, 0))
+        self.connect((self.recovery, 1), (self.decoder, 1))     # per-frame decodable prefix
         self.connect((self.recovery, 1), (self, 1))     # optional outside: the null sink stays
         if interp == decim:
             self.resampler = None
@@ -213,7 +221,7 @@ class largesc_rx(gr.hier_block2):
         applies to lost frames only (a received frame is released at once)."""
         codec = self.decoder.codec
         out = rx_latency_ms(self.d_max, RECOVERY_LATENCY[self.recovery_name], codec.stream_delay_frames,
-                            codec.encoder_delay_frames, self.hold_last)
+                            codec.encoder_delay_frames, self.hold_last, sub_frame_delay_samples(codec))
         out["resampler (out)"] = 0.0
         if self.resampler is not None:
             taps = len(self.resampler.taps())

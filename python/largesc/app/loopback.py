@@ -16,7 +16,8 @@ from .run_summary import _summary
 
 os.environ.setdefault("NO_TORCH_COMPILE", "1")
 
-PAD_FRAMES = 2          # silence appended so the resamplers' filters release the input's end
+PAD_FRAMES = 2          # silence the soak appends so the resamplers' filters release the input's end
+TAIL_MARGIN_FRAMES = 1  # silence a file run appends beyond its output shift (resampler history)
 
 
 def loopback_flowgraph(x, rate, o, d_max, out_rate=None, source=None, sink=None):
@@ -96,23 +97,29 @@ def run(options) -> dict:
     from ..core import audio_io
     from ..core.link import frames
     from ..gr_support.hier import release_hier_blocks
+    from ..gr_support.latency import hier_output_shift_s
     from ..gr_support.rates import rational_ratio
 
     o, d_max = checked_options(options)
     x, rate = audio_io.read_wav(o.input)
     rational_ratio(rate)                                 # refuses odd rates early
     n_in = len(x)
-    frame_in = rate * frames.FRAME_SAMPLES / frames.SAMPLE_RATE
-    pad = int(round(PAD_FRAMES * frame_in)) + (-n_in) % max(1, int(round(frame_in)))
-    x = np.concatenate([x, np.zeros(pad, np.float32)])
 
     t_load = time.perf_counter()
     out_rate = o.out_rate or rate
     rational_ratio(out_rate)
     n_out = int(round(n_in * out_rate / rate))
-    tb = loopback_flowgraph(x, rate, o, d_max, out_rate)
+    tb = loopback_flowgraph(x[:0], rate, o, d_max, out_rate)        # its data: below, padded
     tx, ch, rx, snk = tb.tx, tb.channel, tb.rx, tb.sink
     load_s = time.perf_counter() - t_load
+    # The output samples lag the input's by the codec's look-ahead and sub-frame delay, less the
+    # resamplers' group delays (they advance the stream), all read from the blocks
+    # (gr_support/latency.py): feed enough silence after the input for its end to come out (the
+    # resamplers also keep back their group delay), then cut the output from that shift on.
+    shift_s = hier_output_shift_s(tx, rx)
+    shift_out = int(round(shift_s * out_rate))
+    x = np.concatenate([x, np.zeros(tail_pad_samples(n_in, rate, shift_s), np.float32)])
+    tb.source.set_data(x.tolist(), [])
 
     total = int(len(x) * frames.SAMPLE_RATE // rate) // frames.FRAME_SAMPLES
     stop = threading.Event()
@@ -146,16 +153,32 @@ def run(options) -> dict:
             prog.join()
     run_s = time.perf_counter() - t0
 
-    y = np.array(snk.data(), dtype=np.float32)[:n_out]
+    y = np.array(snk.data(), dtype=np.float32)
+    # a negative shift (no codec delay, resamplers ahead): the first samples never came out
+    y = y[shift_out: shift_out + n_out] if shift_out >= 0 else \
+        np.concatenate([np.zeros(-shift_out, np.float32), y[: n_out + shift_out]])
     if len(y) < n_out:                                   # only after Ctrl-C: keep the length promise
         y = np.concatenate([y, np.zeros(n_out - len(y), np.float32)])
     audio_io.write_wav(o.output, y, out_rate)
     png = _frame_view(o, tb, x[:n_in], rate, y, out_rate)
     summary = _summary(o, rate, n_in, tx, ch, rx, load_s, run_s, d_max)
     release_hier_blocks(tx, ch, rx)             # GNU Radio issue #7706: else never freed
-    summary.update(output_rate=out_rate, output_samples=n_out, **png)
+    summary.update(output_rate=out_rate, output_samples=n_out, output_shift_ms=round(shift_s * 1e3, 3),
+                   tail_pad_ms=round((len(x) - n_in) / rate * 1e3, 3), **png)
     summary["interrupted"] = bool(interrupted)
     return summary
+
+
+def tail_pad_samples(n_in: int, rate: int, shift_s: float) -> int:
+    """Silence (input samples) to append to an input of `n_in` samples at `rate` so that a run
+    whose output lags by `shift_s` brings out all of it: whole 80 ms frames covering the input
+    plus the shift, plus TAIL_MARGIN_FRAMES for the resamplers' history."""
+    import math
+
+    from ..core.link import frames
+    n_frames = math.ceil((n_in / rate + max(0.0, shift_s)) / frames.FRAME_SECONDS - 1e-9) + TAIL_MARGIN_FRAMES
+    total = int(math.ceil(n_frames * frames.FRAME_SECONDS * rate - 1e-9))
+    return max(0, total - n_in)
 
 
 def _frame_view(o, tb, x, rate, y, out_rate) -> dict:

@@ -100,6 +100,9 @@ def format_summary(s: dict) -> str:
     rows = [("input", f"{s['input']} ({s['seconds']} s, {s['rate']} Hz)"),
             ("output", f"{s['output']} ({s['output_samples']} samples at {s['output_rate']} Hz "
                        f"= input duration)"),
+            *([("output alignment", f"advanced by {s['output_shift_ms']} ms (codec look-ahead and "
+                                    f"sub-frame delay, less the resamplers'); {s['tail_pad_ms']} ms of "
+                                    f"silence fed after the input")] if "output_shift_ms" in s else []),
             ("profile / recovery", f"{s['profile']} / {s['recovery']}"),
             ("channel", (f"GMSK packet PHY (sps 2, CRC-32), SNR {s['snr_db']} dB, frequency offset "
                          f"{s['freq_offset']}, taps {', '.join(s['taps'])}, seed {s['seed']}")
