@@ -160,6 +160,21 @@ def oracle(codes: np.ndarray, tokens: np.ndarray, states: np.ndarray) -> tuple[n
     return tok, st
 
 
+def decode_recovered(codec, tok: np.ndarray, st: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(24 kHz audio, prefix_decode) of recovered tokens and states [8, F]: each frame decodes its
+    decodable prefix (the leading codebooks received or filled), as LargeSC RX's decoder does
+    (tests/test_rx_matches_eval.py); prefix_decode is False for a codec without per-frame
+    prefixes, whose unknown tokens are then code 0."""
+    prefix = np.clip(frames.decodable_prefixes(st.T), 1, frames.NUM_CODEBOOKS)
+    tok = np.where(np.arange(frames.NUM_CODEBOOKS)[:, None] < prefix[None, :], tok, 0)
+    if (prefix == frames.NUM_CODEBOOKS).all():
+        return codec.decode(tok), True
+    try:
+        return codec.decode(tok, prefix), True
+    except TypeError:
+        return codec.decode(tok), False
+
+
 def run(x16: np.ndarray, trace, *, profile: str = DEFAULT_PROFILE, bandwidth_bps: float = 1100.0,
         p: float = 0.0, allocation: str = "adaptive", recovery: str = "moshi", d: int = 1,
         lora: str | None = None, seed: int = 0, activity: str = "codec",
@@ -208,17 +223,7 @@ def run(x16: np.ndarray, trace, *, profile: str = DEFAULT_PROFILE, bandwidth_bps
             rec.seed(seed)
         rec.reset()
         tok, st = recover(rec, tokens, states)
-    prefix = np.clip(frames.decodable_prefixes(st.T), 1, frames.NUM_CODEBOOKS)
-    tok = np.where(np.arange(frames.NUM_CODEBOOKS)[:, None] < prefix[None, :], tok, 0)
-    prefix_decode = True
-    if (prefix == frames.NUM_CODEBOOKS).all():
-        y24 = codec.decode(tok)
-    else:
-        try:
-            y24 = codec.decode(tok, prefix)
-        except TypeError:      # a codec without per-frame prefixes: unknown tokens are code 0
-            prefix_decode = False
-            y24 = codec.decode(tok)
+    y24, prefix_decode = decode_recovered(codec, tok, st)
     y16 = resample(y24, frames.SAMPLE_RATE, FS)[:len(x16)]
     dur = nfr * frames.FRAME_SECONDS
     info = {"payload_bps": pk.counters["payload_bits"] / dur,
