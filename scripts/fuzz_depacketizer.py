@@ -2,15 +2,19 @@
 """Fuzz the depacketizer: random and mutated packets into Reassembler and the block's handler.
 
 Usage: fuzz_depacketizer.py [--count 1000000] [--seed 0] [--block-every 50]
-                            [--format v1|compact|compact_crc]
+                            [--format v1|compact|compact_crc] [--session 100000]
 
 Mix per packet: valid packets of a running stream (reordered, duplicated), random byte strings,
 valid packets with bit flips / truncation / extension / inserted bytes, and random headers
 with a correct CRC (so the parser's deeper checks and the sequence logic see garbage too).
-Every `--block-every`-th input also goes through the GNU Radio block's message handler as a
-PMT (including non-PDU messages). Checks after every output: frame indices consecutive,
-tokens in [0, 2048), states valid, receiver memory bounded. Prints the count, the number of
-exceptions (must be 0) and invariant violations; exit status 1 if either is nonzero.
+Every `--session` packets a new receiver with random settings (d, d_max, clocked or not,
+packets with or without the metadata `frame` / `rx_time` hints, extra duplicates of recent
+packets). Every `--block-every`-th input also goes through the GNU Radio block's message
+handler as a PMT (including non-PDU messages). Checks after every output (the strict check):
+output indices consecutive except at a resync (a clock slip must not break the run), no
+received frame emitted twice (a duplicate packet), tokens in [0, 2048), states valid, receiver
+memory bounded. Prints the count, the number of exceptions (must be 0) and invariant
+violations; exit status 1 if either is nonzero.
 `--format` picks the packet format (core.link.packet_formats) of the stream, the mutations and
 the receiver; the compact formats have one frame per packet and 9-bit sequence numbers.
 """
@@ -19,9 +23,10 @@ import random
 import sys
 import time
 import traceback
+from collections import OrderedDict
 
 from gnuradio.largesc.core.link import packet as P
-from gnuradio.largesc.core.link.frames import STATE_NAMES
+from gnuradio.largesc.core.link.frames import STATE_NAMES, STATE_ORIGINAL
 from gnuradio.largesc.core.link.packet_formats import DEFAULT_FORMAT, FORMATS, get_format
 from gnuradio.largesc.core.link.reassembly import Reassembler
 
@@ -69,7 +74,8 @@ def mutate(rng, pkt: bytes) -> bytes:
 
 
 class Stream:
-    """A plausible sender: consecutive seqs (sometimes restarting) with random allocations."""
+    """A plausible sender: consecutive seqs (sometimes restarting) with random allocations.
+    `frame` is the absolute index of the last packet's first frame (PDU metadata `frame`)."""
 
     def __init__(self, rng):
         self.rng = rng
@@ -77,22 +83,28 @@ class Stream:
 
     def restart(self):
         self.epoch = self.rng.randrange(P.EPOCH_MOD)
-        self.seq = self.rng.choice([0, self.rng.randrange(FMT.seq_mod)])
+        self.abs = self.rng.choice([0, self.rng.randrange(FMT.seq_mod), self.rng.randrange(10 ** 5)])
+        self.seq = self.abs % FMT.seq_mod
 
     def next(self) -> bytes:
         if self.rng.random() < 0.001:
             self.restart()
         frames = random_frames(self.rng)
         pkt = FMT.pack(self.epoch, self.seq, frames)
+        self.frame = self.abs
+        self.abs += len(frames)
         self.seq = (self.seq + len(frames)) % FMT.seq_mod
         return pkt
 
 
 def check(frames, state, errors, resynced):
-    """Indices must be consecutive; only a resync (sender restart) or a clock slip (clocked
-    mode: the receiver re-bases on late packets) may start a new run, at the first frame of the
-    new stream (emitted in the same or a later push)."""
-    state["resync"] = state.get("resync", False) or resynced
+    """The strict check. Output indices must be consecutive; only a resync (sender restart or
+    long outage) may start a new run, at the first frame of the new stream (emitted in the same
+    or a later push); a clock slip (clocked mode) may not. No received frame may come out twice:
+    the same sender frame index with the same tokens (a duplicate packet) within a session."""
+    if resynced:
+        state["resync"] = True
+        state["seen"].clear()
     for f in frames:
         if state["last"] is not None and f.index != state["last"] + 1:
             if state["resync"]:
@@ -103,6 +115,18 @@ def check(frames, state, errors, resynced):
         if len(f.tokens) != 8 or len(f.states) != 8 or any(not 0 <= t < 2048 for t in f.tokens) \
                 or any(s not in VALID_STATES for s in f.states):
             errors.append(f"bad frame {f}")
+        if f.received and STATE_ORIGINAL in f.states:
+            key = (f.epoch, f.sender_index)
+            if state["seen"].get(key) == f.tokens:
+                errors.append(f"frame {f.sender_index} (epoch {f.epoch}) emitted twice, "
+                              f"at index {f.index}")
+            state["seen"][key] = f.tokens
+            if len(state["seen"]) > 4096:
+                state["seen"].popitem(last=False)
+
+
+def new_state():
+    return {"last": None, "resync": False, "seen": OrderedDict()}
 
 
 def make_block():
@@ -138,6 +162,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--block-every", type=int, default=50, help="0: core only")
     ap.add_argument("--format", choices=FORMATS, default=DEFAULT_FORMAT, help="packet format")
+    ap.add_argument("--session", type=int, default=100_000,
+                    help="packets per receiver session (a new Reassembler, random settings)")
     args = ap.parse_args(argv)
     global FMT
     FMT = get_format(args.format)
@@ -145,35 +171,48 @@ def main(argv=None) -> int:
     stream = Stream(rng)
     block, pmt = make_block() if args.block_every else (None, None)
     exceptions, errors = 0, []
-    ra, state, held = Reassembler(d=2, d_max=3, packet_format=FMT), {"last": None}, []
+    ra, state, held = Reassembler(d=2, d_max=3, packet_format=FMT), new_state(), []
+    hinted = 0                                  # 0: bare bytes, 1: + metadata frame, 2: + rx_time
+    dup_every = 0                               # > 0: re-send a recent packet now and then
+    recent = []
     t0 = time.perf_counter()
     for i in range(args.count):
-        if i % 100_000 == 0 and i:
-            ra, state = Reassembler(d=rng.randint(1, 3), d_max=4, clocked=rng.random() < 0.5,
-                                    timeout=3.0, packet_format=FMT), {"last": None}
+        if i % args.session == 0 and i:
+            ra, state = Reassembler(d=rng.randint(1, 3), d_max=rng.randint(3, 4),
+                                    clocked=rng.random() < 0.5, timeout=3.0,
+                                    packet_format=FMT), new_state()
+            hinted, dup_every = rng.randrange(3), rng.choice([0, 0, 3, 10])
         u = rng.random()
+        hint = {}
         if u < 0.4:
             data = stream.next()
+            if hinted:                          # where the sender put it (sometimes wrong)
+                hint["frame"] = stream.frame if rng.random() < 0.99 else rng.randrange(10 ** 6)
+                if hinted == 2:
+                    hint["rx_time"] = stream.frame + rng.random() * 2
+            recent = (recent + [(data, hint)])[-8:]
             if rng.random() < 0.1:                  # hold back: reordering
-                held.append(data)
+                held.append((data, hint))
                 continue
             if rng.random() < 0.05 and held:
-                data = held.pop(0)
+                data, hint = held.pop(0)
+            elif dup_every and rng.randrange(dup_every) == 0:
+                data, hint = rng.choice(recent)     # a duplicate of a recent packet
         elif u < 0.55:
             data = rng.randbytes(rng.randint(0, 40))
         else:
             data = mutate(rng, stream.next() if rng.random() < 0.5 else FMT.pack(
                 rng.randrange(4), rng.randrange(FMT.seq_mod), random_frames(rng)))
         try:
-            resyncs = ra.counters["resyncs"] + ra.counters["clock_slips"]
-            out = ra.push(data, now=float(i))
+            resyncs = ra.counters["resyncs"]
+            out = ra.push(data, now=float(i), **hint)
             if i % 997 == 0:
                 out += ra.tick(float(i) + rng.random() * 20)
             if i % 50_021 == 0:
                 out += ra.flush()
-            check(out, state, errors, ra.counters["resyncs"] + ra.counters["clock_slips"] != resyncs)
-            if len(ra._slots) > 4 * ra.max_jump + 16:
-                errors.append(f"memory: {len(ra._slots)} pending slots")
+            check(out, state, errors, ra.counters["resyncs"] != resyncs)
+            if len(ra._slots) > 4 * ra.max_jump + 16 or len(ra._done) > ra._window:
+                errors.append(f"memory: {len(ra._slots)} pending slots, {len(ra._done)} emitted")
             if block is not None and i % args.block_every == 0:
                 block.handle_pdu(block_message(rng, pmt, data))
                 del block._tokens[:], block._states[:]

@@ -3,6 +3,10 @@
 hypothesis-generated PDUs on its `pdus` port.
 
 Usage: fuzz_rx_chain.py [--examples N | --minutes M] [--seed S] [--batch 25] [--fork-every 150]
+                        [--core-only]
+
+`--core-only` runs the same hypothesis examples through the reference and its strict check
+only (no flowgraph, no models: thousands of examples a second), for the large case counts.
 
 Each example builds a fresh flowgraph
 
@@ -10,7 +14,8 @@ Each example builds a fresh flowgraph
         --pdus--> largesc_rx (depacketizer -> token recovery -> Mimi decoder) -> counting sink
 
 with a random configuration (d, d_max, recovery zero / repeat / prefix / moshi) and messages
-made from a valid stream of the real packetizer (core.link.packet.Packetizer: random tokens and
+made from a valid stream of the real packetizer (half of them with the adaptive controller's
+metadata `frame`, a few of those wrong) (core.link.packet.Packetizer: random tokens and
 allocations, any epoch and starting sequence number, 1..3 frames per packet), then mutated:
 packets dropped, duplicated, moved (reordered), bit-flipped, truncated, extended, header fields
 set to extremes with a correct CRC (sequence 0 / 4095 / far ahead, N = 8 and R = 7, eight
@@ -33,6 +38,9 @@ Invariants, per example:
   samples;
 - order and content: the frames reaching the decoder carry, for every codebook the reference
   marks received (original or copy), the reference's token;
+- the strict check on the reference (the core receiver) itself: its output indices are
+  consecutive except where a resync starts a new run, and no received frame comes out twice
+  (a duplicated packet is a duplicate, whenever it comes);
 - the output audio is finite.
 
 Models are built once per configuration and deep-copied into each example's blocks (same
@@ -64,8 +72,8 @@ from hypothesis import seed as hyp_seed  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from gnuradio.largesc.core.link import packet as P  # noqa: E402
-from gnuradio.largesc.core.link.frames import FRAME_SAMPLES, KNOWN_STATES, NUM_CODEBOOKS  # noqa: E402
-from gnuradio.largesc.core.link.reassembly import Reassembler  # noqa: E402
+from gnuradio.largesc.core.link.frames import FRAME_SAMPLES, KNOWN_STATES, NUM_CODEBOOKS, STATE_ORIGINAL  # noqa: E402
+from gnuradio.largesc.core.link.reassembly import Reassembler, packet_hints  # noqa: E402
 from gnuradio.largesc.gr_support.hier import release_hier_blocks  # noqa: E402
 from gnuradio.largesc.gr_support.pdu import BadMessage, eos_frames, is_eos, parse_pdu  # noqa: E402
 
@@ -200,7 +208,7 @@ def apply_op(rng, msgs, op, arg):
     elif op == 2:                                       # move (reorder)
         m = msgs.pop(i)
         msgs.insert(rng.randrange(len(msgs) + 1), m)
-    elif op in (3, 4, 5, 10, 11) and msgs[i][0] == "pkt":
+    elif op in (3, 4, 5, 10, 11) and msgs[i][0] == "pkt":    # the metadata stays as it was
         b = bytearray(msgs[i][1])
         if op == 3 and b:                               # bit flips
             for _ in range(rng.randint(1, 4)):
@@ -216,7 +224,7 @@ def apply_op(rng, msgs, op, arg):
             j = rng.randrange(min(24, 8 * (len(b) - 1)))
             b[j // 8] ^= 0x80 >> (j % 8)
             b = bytearray(with_crc(bytes(b[:-1])))
-        msgs[i] = ("pkt", bytes(b))
+        msgs[i] = ("pkt", bytes(b)) + tuple(msgs[i][2:])
     elif op == 6:                                       # random bytes
         msgs.insert(rng.randrange(len(msgs) + 1), ("pkt", rng.randbytes(rng.randint(0, 40))))
     elif op == 7:                                       # random body with a valid CRC
@@ -238,7 +246,16 @@ def examples(draw):
                           st.integers(0, P.SEQ_MOD - 1)))
     rng = random.Random(draw(st.integers(0, 2 ** 32 - 1)))
     pkts, pk = sender_stream(rng, n_frames, cfg["d"], cfg["fpp"], epoch, seq0)
-    msgs = [("pkt", p) for p in pkts]
+    # the adaptive controller's metadata `frame` (the sender's frame index of the packet's first
+    # frame), which the depacketizer uses to keep the sender's timeline; sometimes wrong
+    cfg["hinted"] = draw(st.booleans()) and seq0 <= 200
+    if cfg["hinted"]:
+        wrong = draw(st.sets(st.integers(0, max(0, len(pkts) - 1)), max_size=2))
+        msgs = [("pkt", p, {"frame": pmt.from_long(seq0 + k * cfg["fpp"] if k not in wrong
+                                                   else rng.choice([-1, 7, 10 ** 9]))})
+                for k, p in enumerate(pkts)]
+    else:
+        msgs = [("pkt", p) for p in pkts]
     ops = draw(st.lists(st.tuples(st.integers(0, N_OPS - 1), st.integers(0, 10 ** 6)), max_size=10))
     for op, arg in ops:
         apply_op(rng, msgs, op, arg)
@@ -259,12 +276,13 @@ def examples(draw):
     cfg["n_sent"] = pk.frame_index
     cfg["end"] = end
     cfg["ops"] = [o for o, _ in ops]
-    return cfg, [m if k == "msg" else pdu(m) for k, m in msgs]
+    return cfg, [e[1] if e[0] == "msg" else pdu(e[1], e[2] if len(e) > 2 else None) for e in msgs]
 
 
 # ----------------------------------------------------------------------------- reference
-def reference(cfg, messages):
-    """Frames the depacketizer must emit: (frames up to the eos flush, frames after it)."""
+def reference(cfg, messages, resyncs=None):
+    """Frames the depacketizer must emit: (frames up to the eos flush, frames after it).
+    resyncs: a list that gets the position in `before` of every resync's first frame."""
     ra = Reassembler(d=cfg["d"], d_max=cfg["d_max"])
     before, after, eos = [], [], False
     for msg in messages:
@@ -277,10 +295,40 @@ def reference(cfg, messages):
                 eos = True
                 before += ra.flush(eos_frames(meta))
             continue
-        (after if eos else before).extend(ra.push(data))
+        n = ra.counters["resyncs"]
+        frame, rx_time = packet_hints(meta)
+        out = ra.push(data, frame=frame, rx_time=rx_time)
+        if ra.counters["resyncs"] != n and resyncs is not None and not eos:
+            resyncs.append(len(before))
+        (after if eos else before).extend(out)
     if not eos:
         before += ra.flush()
     return before, after
+
+
+def strict_check(frames, resyncs):
+    """The strict check on the reference itself: output indices consecutive, a new run only
+    where a resync started one (in the same or a later push); no received frame (sender index
+    and tokens) emitted twice, so duplicated packets are duplicates. Returns the problems."""
+    problems, seen, marks, pending = [], {}, sorted(resyncs), False
+    for k, f in enumerate(frames):
+        while marks and marks[0] <= k:
+            marks.pop(0)
+            pending = True
+        if k and f.index != frames[k - 1].index + 1:
+            if pending:
+                pending = False
+                seen.clear()
+            else:
+                problems.append(f"reference: index {f.index} after {frames[k - 1].index}")
+        if f.received and STATE_ORIGINAL in f.states:
+            key = (f.epoch, f.sender_index)
+            if seen.get(key) == f.tokens:
+                problems.append(f"reference: frame {f.sender_index} emitted twice (a duplicate)")
+            seen[key] = f.tokens
+        if len(problems) > 3:
+            break
+    return problems
 
 
 # ----------------------------------------------------------------------------- flowgraph
@@ -346,7 +394,8 @@ def run_example(cfg, messages, timeout_s=None, eos_grace_s=0.05):
 
     from gnuradio.largesc.largesc_rx import largesc_rx
     log_errors = gr_errors()
-    ref_before, _ = reference(cfg, messages)
+    resyncs = []
+    ref_before, _ = reference(cfg, messages, resyncs)
     lo = hi = len(ref_before)                  # the depacketizer drops what follows the eos mark
     tb = gr.top_block("fuzz_rx_chain")
     rx = largesc_rx(samp_rate=24000, profile="tiny", d=cfg["d"], d_max=cfg["d_max"],
@@ -408,7 +457,7 @@ def run_example(cfg, messages, timeout_s=None, eos_grace_s=0.05):
     release_hier_blocks(rx)                  # GNU Radio issue #7706 (see gr_support/hier.py)
     n_dep, n_rec_in = s["depacketizer"]["frames_out"], s["recovery"].get("frames_in", 0)
     n_rec_out, n_dec = s["recovery"].get("frames_out", 0), s["decoder"]["frames"]
-    problems = list(errors)
+    problems = list(errors) + strict_check(ref_before, resyncs)
     if gr_errors() != log_errors:
         problems.append(f"GNU Radio logged errors: {gr_error_text(log_errors)}")
     if not lo <= n_dep <= hi:
@@ -446,7 +495,7 @@ class Tally:
         self.by_end = {}
 
 
-def make_test(tally, n, seed, stop_at):
+def make_test(tally, n, seed, stop_at, core_only=False):
     @hyp_seed(seed)
     @settings(max_examples=n, deadline=None, database=None, derandomize=False,
               suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink],
@@ -456,7 +505,17 @@ def make_test(tally, n, seed, stop_at):
         cfg, messages = ex
         if time.monotonic() > stop_at:
             return
-        before, after = reference(cfg, messages)
+        resyncs = []
+        before, after = reference(cfg, messages, resyncs)
+        if core_only:
+            problems = strict_check(before, resyncs)
+            if problems:
+                raise Failure("; ".join(problems))
+            tally.examples += 1
+            tally.frames += len(before)
+            tally.by_recovery[cfg["recovery"]] += 1
+            tally.by_end[cfg["end"]] = tally.by_end.get(cfg["end"], 0) + 1
+            return
         if len(before) + len(after) > MAX_FRAMES:          # e.g. a far eos: 65536 lost frames
             tally.skipped += 1
             return
@@ -481,7 +540,7 @@ def fuzz(args, seed_base, budget, stop_at, tally):
     try:
         while time.monotonic() < stop_at and tally.examples < budget:
             n = min(args.batch, budget - tally.examples)
-            test = make_test(tally, max(1, n), seed_base + batch_no, stop_at)
+            test = make_test(tally, max(1, n), seed_base + batch_no, stop_at, args.core_only)
             batch_no += 1
             try:
                 test()
@@ -548,13 +607,15 @@ def main(argv=None) -> int:
                     help="examples per child process in long runs (0: all in this process)")
     ap.add_argument("--tally-json", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--core-only", action="store_true",
+                    help="reference and strict check only (no flowgraph): fast, for 10^5 cases")
     args = ap.parse_args(argv)
     if not args.examples and not args.minutes:
         args.examples = 200
     tally = Tally()
     t0 = time.monotonic()
     stop_at = t0 + args.minutes * 60.0 if args.minutes else float("inf")
-    in_process = args.fork_every <= 0 or (args.examples and args.examples <= args.fork_every)
+    in_process = args.core_only or args.fork_every <= 0 or (args.examples and args.examples <= args.fork_every)
     if in_process:
         failure = fuzz(args, args.seed * 100003 + args.seed_offset,
                        args.examples or float("inf"), stop_at, tally)

@@ -70,3 +70,40 @@ def test_harness_catches_an_exception_in_work(fuzz, monkeypatch):
     monkeypatch.setattr(recovery.ZeroRecovery, "_push", bad_push)
     with pytest.raises(fuzz.Failure, match="injected"):      # GNU Radio hangs; the timeout ends it
         fuzz.run_example({"d": 1, "d_max": 2, "recovery": "zero"}, _stream(fuzz), timeout_s=5)
+
+
+def test_core_only_short_run(fuzz, capsys):
+    """The strict check (no index twice, duplicates are duplicates) on hypothesis examples
+    through the reference only: the mode the 10^5-case runs use."""
+    assert fuzz.main(["--examples", "300", "--seed", "2", "--batch", "300", "--core-only", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("examples: "))
+    assert "failures: 0" in line and int(line.split()[1]) >= 300
+
+
+def test_strict_check_is_not_vacuous(fuzz):
+    from gnuradio.largesc.core.link.reassembly import Frame
+
+    def fr(i, tok, sender=None):
+        return Frame(i, (tok,) + (0,) * 7, (0,) + (3,) * 7, True, 0, i if sender is None else sender)
+    run = [fr(i, 100 + i) for i in range(6)]
+    assert fuzz.strict_check(run + [fr(4, 104), fr(5, 105)], []) == [
+        "reference: index 4 after 5", "reference: frame 4 emitted twice (a duplicate)",
+        "reference: frame 5 emitted twice (a duplicate)"]
+    assert fuzz.strict_check(run + [fr(6, 104, sender=4)], []) == [
+        "reference: frame 4 emitted twice (a duplicate)"]
+    assert fuzz.strict_check(run + [fr(0, 7)], [6]) == []             # a resync starts a run
+
+
+def test_frame_metadata_keeps_the_timeline_through_the_chain(fuzz):
+    """70 of 100 leading packets lost: with the controller's `frame` metadata the chain puts
+    out all 100 frames (the first 70 lost), without it 30 (the late-join rule)."""
+    pkts, pk = fuzz.sender_stream(random.Random(4), 100, 1, 1, 2, 0)
+    fuzz.watch_gr_log()
+    cfg = {"d": 1, "d_max": 1, "recovery": "zero"}
+    for meta, n in ((lambda k: {"frame": pmt.from_long(k)}, 100), (lambda k: None, 30)):
+        msgs = [fuzz.pdu(p, meta(k)) for k, p in enumerate(pkts) if k >= 70]
+        msgs.append(fuzz.eos_msg(pmt.from_long(100)))
+        ref, _ = fuzz.reference(cfg, msgs)
+        assert len(ref) == (100 if n == 100 else 30)
+        assert fuzz.run_example(cfg, msgs)["frames"] == len(ref)

@@ -125,9 +125,11 @@ class adaptive_controller(gr.sync_block):
 
     @use_feedback.setter
     def use_feedback(self, on):
-        self._use_feedback = P.check_bool(NAME, "use_feedback", on)
-        if not self._use_feedback:
-            self.loss.feedback = None          # the configured value applies from the next frame
+        on = P.check_bool(NAME, "use_feedback", on)
+        with self._lock:                       # work() and handle_feedback() read both
+            self._use_feedback = on
+            if not on:
+                self.loss.feedback = None      # the configured value applies from the next frame
 
     @property
     def loss_rate(self):
@@ -164,8 +166,8 @@ class adaptive_controller(gr.sync_block):
             self._log.warn("feedback", "dropped a feedback message without a valid loss_rate")
             return
         self.counters["feedback_msgs"] += 1
-        if self.use_feedback:
-            with self._lock:
+        with self._lock:                       # checked under the lock: a report never lands
+            if self._use_feedback:             # after use_feedback was turned off
                 self.loss.report(p)
 
     def handle_ctrl(self, msg):
@@ -235,6 +237,13 @@ class adaptive_controller(gr.sync_block):
                 "payload_bits": bits["payload_bits"],
                 "overhead_bits": bits["total_bits"] - bits["payload_bits"]}
         self.message_port_pub(PDUS, make_pdu(data, meta))
+
+    def start(self):
+        """A new run of the flowgraph (also after stop/wait): it will send its own eos mark. The
+        packetizer goes on counting frames (same epoch), so the receiver continues the stream."""
+        with self._lock:
+            self._eos_sent = False
+        return True
 
     def stop(self):
         """End of input (or flowgraph stop): send the last partial packet and the eos mark."""

@@ -1,6 +1,9 @@
 """GNU Radio block: depacketizer / receiver reassembly (PDUs in, one stream item per frame out).
 
-Drives one core ``Reassembler``. Messages in: ``pdus`` (packets, any bytes; the eos mark).
+Drives one core ``Reassembler``. Messages in: ``pdus`` (packets, any bytes; the eos mark;
+PDU metadata ``frame``, the sender's frame index that the adaptive controller adds, and
+``rx_time``, which the PHY receiver adds, place a packet on the sender's timeline where present:
+long outages and lost leading packets keep the output aligned, see core.link.reassembly).
 Outputs: stream 0 = int32 vector of 8 tokens (0 where unknown), stream 1 = uint8 vector of 8
 per-codebook states (frames.STATE_*), one item per frame index, in order. Messages out:
 ``feedback`` (dict ``loss_rate``, ``window_loss``, ``frames``) every ``feedback_interval``
@@ -35,7 +38,7 @@ from gnuradio import gr
 from .core.link.feedback import LossEstimator
 from .core.link.frames import FRAME_SECONDS, NUM_CODEBOOKS
 from .core.link.packet_formats import DEFAULT_FORMAT, FORMATS
-from .core.link.reassembly import Reassembler
+from .core.link.reassembly import Reassembler, packet_hints
 from .gr_support import params as P
 from .gr_support.pdu import DONE, FEEDBACK, PDUS, STATS, SYSTEM, BadMessage, eos_frames, is_eos, parse_pdu
 from .gr_support.stage_timing import StageEvent, StageObservers
@@ -126,7 +129,8 @@ class depacketizer(gr.sync_block):
                 self.counters["after_eos"] += 1
                 return
             bad = self.ra.counters["bad"]
-            self._take(self.ra.push(data, self._now()))
+            frame, rx_time = packet_hints(meta)
+            self._take(self.ra.push(data, self._now(), frame=frame, rx_time=rx_time))
             if self.ra.counters["bad"] != bad:
                 self._log.warn("packet", f"dropped an invalid packet ({self.ra.last_error}); "
                                f"{self.ra.counters['bad']} so far")
@@ -185,6 +189,14 @@ class depacketizer(gr.sync_block):
                 self.add_item_tag(0, self.nitems_written(0) + n - 1, EOS_TAG, pmt.PMT_T)
             return n
         return -1 if self._eos and not self._tokens else 0
+
+    def start(self):
+        """A new run of the flowgraph (also after stop/wait): forget the previous run's end of
+        stream, so packets are taken again. The reassembler keeps its place: a sender that goes
+        on counting frames goes on where it stopped, a restarted one is resynced."""
+        self._eos = False
+        self._upstream_done_at = None
+        return True
 
     def stop(self):
         publish_final_stats(self, STATS)

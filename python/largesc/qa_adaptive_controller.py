@@ -1,5 +1,7 @@
 """QA for the adaptive_controller block (controller + packetizer)."""
 import re
+import threading
+import time
 import unittest
 from pathlib import Path
 
@@ -109,6 +111,42 @@ class qa_adaptive_controller(gr_unittest.TestCase):
         oracle = adaptive_controller(loss_rate=0.1, use_feedback=False)
         oracle.handle_feedback(pmt.to_pmt({"loss_rate": 0.5}))
         self.assertEqual(oracle.get_stats()["loss_rate"], 0.1)
+
+    def test_use_feedback_setter_takes_the_lock(self):
+        """use_feedback changes the loss input that work() reads under the block's lock: the
+        setter waits for the lock (was: changed the state without it)."""
+        ctl = adaptive_controller(loss_rate=0.1)
+        ctl.handle_feedback(pmt.to_pmt({"loss_rate": 0.4}))
+        done = threading.Event()
+
+        def turn_off():
+            ctl.use_feedback = False
+            done.set()
+        with ctl._lock:                             # work() is in the middle of a frame
+            t = threading.Thread(target=turn_off, daemon=True)
+            t.start()
+            self.assertFalse(done.wait(0.3))
+            self.assertEqual(ctl.loss.value, 0.4)   # unchanged while work() holds the lock
+        self.assertTrue(done.wait(5.0))
+        t.join()
+        self.assertEqual((ctl.use_feedback, ctl.loss_rate), (False, 0.1))
+        with self.assertRaises(ValueError):
+            ctl.use_feedback = "yes"
+
+    def test_feedback_is_checked_under_the_lock(self):
+        """A report that was waiting for the lock while use_feedback was turned off is not
+        applied (was: checked before taking the lock, so it landed after the switch)."""
+        ctl = adaptive_controller(loss_rate=0.1)
+        with ctl._lock:
+            t = threading.Thread(target=ctl.handle_feedback,
+                                 args=(pmt.to_pmt({"loss_rate": 0.4}),), daemon=True)
+            t.start()
+            time.sleep(0.2)                         # the handler waits for the lock
+            ctl._use_feedback = False               # what the setter does once it has the lock
+            ctl.loss.feedback = None
+        t.join(5.0)
+        self.assertEqual(ctl.loss_rate, 0.1)
+        self.assertEqual(ctl.get_stats()["feedback_msgs"], 1)
 
     def test_bad_tokens_are_clipped_and_counted(self):
         ctl = adaptive_controller()

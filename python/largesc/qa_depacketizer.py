@@ -153,6 +153,59 @@ class qa_depacketizer(gr_unittest.TestCase):
         self.assertEqual(ch.get_stats()["dropped"], dp.get_stats()["frames_out"]
                          - dp.get_stats()["accepted"])
 
+    def test_stop_and_start_again_runs_the_chain_again(self):
+        """top_block run (start, wait), then run again: the controller sends a new eos mark and
+        the depacketizer takes the second run's packets (was: it ended at once, 0 frames)."""
+        n_frames = 40
+        rng = np.random.default_rng(4)
+        toks = rng.integers(0, 2048, size=(n_frames, 8)).astype(np.int32)
+        s0 = blocks.vector_source_i(toks.ravel().tolist(), False, 8)
+        s1 = blocks.vector_source_f([-20.0] * n_frames, False)
+        ctl = adaptive_controller(bandwidth_bps=1100.0, d=1, loss_rate=0.0)
+        dp = depacketizer(d=1, d_max=1, eos_grace_s=0.5)
+        self._graph(dp)
+        self.tb.connect(s0, (ctl, 0))
+        self.tb.connect(s1, (ctl, 1))
+        self.tb.msg_connect(ctl, "pdus", dp, "pdus")
+        for run in (1, 2):
+            if run == 2:
+                s0.rewind()
+                s1.rewind()
+            t0 = time.monotonic()
+            self.tb.run()
+            self.assertLess(time.monotonic() - t0, 20.0)
+            out, st = self._out()
+            self.assertEqual(out.shape, (run * n_frames, 8))
+            self.assertTrue((st[:, 0] == STATE_ORIGINAL).all())          # no frame lost
+            known = st[-n_frames:] == STATE_ORIGINAL
+            self.assertTrue((out[-n_frames:][known] == toks[known]).all())
+            self.assertEqual(ctl.get_stats()["frames"], run * n_frames)
+        self.assertEqual(dp.get_stats()["eos"], 2)
+
+    def test_compact_long_outage_and_leading_loss_keep_the_timeline(self):
+        """Compact format (9-bit seq): 100 lost leading packets and an outage of 300 frames.
+        With the controller's `frame` metadata the output is 1500 frames, each in its place
+        (was 1430 frames, shifted; an outage of >= 256 frames read as a restart: 1712)."""
+        from gnuradio.largesc.core.link.packet_formats import get_format
+        n_frames, lost = 1500, set(range(100)) | set(range(600, 900))
+        rng = np.random.default_rng(5)
+        toks = rng.integers(0, 2048, size=(n_frames, 8))
+        for meta_of in (lambda n: {"frame": n},
+                        lambda n: {"frame": n, "rx_time": pmt.make_tuple(
+                            pmt.from_uint64(1000 + n * 2 // 25), pmt.from_double(n * 0.08 % 1))}):
+            pz = Packetizer(d=1, fmt=get_format("compact"))
+            dp = depacketizer(d=1, d_max=1, packet_format="compact")
+            for n in range(n_frames):
+                p = pz.push(toks[n].tolist(), 6, 0)
+                if n not in lost:
+                    dp.handle_pdu(make_pdu(p, meta_of(n)))
+            dp.handle_pdu(eos_pdu(n_frames, 0))
+            out, st = np.array(dp._tokens), np.array(dp._states)
+            self.assertEqual(out.shape, (n_frames, 8))
+            got = [n for n in range(n_frames) if st[n, 0] == STATE_ORIGINAL]
+            self.assertEqual(got, [n for n in range(n_frames) if n not in lost])
+            self.assertEqual(out[got, :6].tolist(), toks[got, :6].tolist())
+
     def test_yaml_callbacks_are_the_tested_setters(self):
         names = yaml_callbacks("largesc_depacketizer")
         self.assertEqual(names, [])
