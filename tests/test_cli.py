@@ -15,16 +15,18 @@ REPO = Path(__file__).resolve().parents[1]
 def test_info_lists_profiles(capsys):
     assert cli.main(["info"]) == 0
     out = capsys.readouterr().out
-    for name in ("kyutai", "kyutai-arch", "tiny", "mini"):
+    for name in ("kyutai", "kyutai-arch", "tiny", "mini", "mini-v1"):
         assert name in out
     assert "gnuradio" in out and "HF cache" in out
 
 
 def test_info_says_which_mini_parts_are_here(tmp_path, monkeypatch):
     from gnuradio.largesc.core.recovery import lm
-    assert cli._mini_status(codec.mini_weights_dir()).startswith("available: codec, LM, LoRA")
+    v1 = codec.mini_weights_dir(profile="mini-v1")
+    assert cli._mini_status(v1, with_lm=True).startswith("available: codec, LM, LoRA")
+    assert cli._mini_status(codec.mini_weights_dir()) == f"available: codec ({codec.mini_weights_dir().parent})"
     monkeypatch.setattr(lm, "MINI_LORA_DIR", tmp_path)           # an install without the adapter
-    assert cli._mini_status(codec.mini_weights_dir()).endswith("missing: LoRA")
+    assert cli._mini_status(v1, with_lm=True).endswith("missing: LoRA")
 
 
 def test_demo_runs_the_lossy_loopback_and_writes_wav_of_input_length(tmp_path, capsys):
@@ -47,16 +49,14 @@ def test_demo_runs_the_lossy_loopback_and_writes_wav_of_input_length(tmp_path, c
 
 
 def test_demo_default_is_the_trained_mini_profile(tmp_path, capsys):
-    """The README's main command runs the trained `mini` codec; without a shipped mini LM the
-    `auto` recovery falls back to `repeat` and the report says so."""
-    from gnuradio.largesc.core.recovery import lm
+    """The README's main command runs the trained `mini` (v2) codec, and `auto` recovery is its
+    measured best model-free strategy (it has no LM yet)."""
     assert cli.main(["demo", "--out-dir", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["profile"] == "mini" and report["frames_out"] == report["frames"]
-    shipped_lm = (lm.MINI_LM_DIR / lm.MINI_LM_WEIGHTS).is_file()
-    assert report["recovery"] == ("moshi-mmse" if shipped_lm else "repeat")
+    assert report["recovery"] == "interp"
     md = (tmp_path / "report.md").read_text()
-    assert "random weights" not in md and (shipped_lm or "no `mini` LM is shipped" in md)
+    assert "random weights" not in md and "| profile / recovery | mini / interp |" in md
 
 
 def test_codec_command_prefix_rate(tmp_path, capsys):

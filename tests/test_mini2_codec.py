@@ -176,9 +176,9 @@ def test_shipped_codec_stoi_floor(shipped):
     """STOI of the shipped codec at its default window on CMU ARCTIC a0007 (speaker clb, held out,
     shipped in the pysptk wheel) stays above the floor recorded in data/mini_codec_floor.json."""
     pytest.importorskip("pystoi")
-    import pysptk
     from pathlib import Path
 
+    import pysptk
     from pystoi import stoi
     floor = json.loads((Path(__file__).resolve().parents[1] / "data" / "mini_codec_floor.json").read_text())
     x, rate = audio_io.read_wav(Path(pysptk.__file__).parent / "example_audio_data" / "arctic_a0007.wav")

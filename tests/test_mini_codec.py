@@ -179,7 +179,7 @@ def test_mini_in_a_flowgraph_keeps_one_frame_per_frame():
     x = speechlike(1.0, seed=4)[: 12 * 1920]
     tb = gr.top_block()
     src = blocks.vector_source_f(x.tolist(), False)
-    enc, dec = mimi_encoder(profile="mini"), mimi_decoder(profile="mini")
+    enc, dec = mimi_encoder(profile="mini-v1"), mimi_decoder(profile="mini-v1")
     act, snk = blocks.null_sink(gr.sizeof_float), blocks.vector_sink_f()
     tb.connect(src, enc, dec, snk)
     tb.connect((enc, 1), act)
@@ -188,13 +188,18 @@ def test_mini_in_a_flowgraph_keeps_one_frame_per_frame():
 
 
 def test_latency_table_counts_mini_look_ahead():
-    """mini's streaming path delays one frame in the encoder and one in the decoder: the TX/RX
-    algorithmic latency (the `gr-largesc run` table) must include both."""
+    """mini-v1's streaming path delays one frame in the encoder and one in the decoder, mini (v2)
+    one frame in the decoder (its window W = 1): the TX/RX algorithmic latency (the `gr-largesc
+    run` table) must include them."""
     from gnuradio.largesc.largesc_rx import largesc_rx
     from gnuradio.largesc.largesc_tx import largesc_tx
-    tx = largesc_tx(profile="mini", samp_rate=24000)
-    rx = largesc_rx(profile="mini", samp_rate=24000, recovery="repeat")
+    tx = largesc_tx(profile="mini-v1", samp_rate=24000)
+    rx = largesc_rx(profile="mini-v1", samp_rate=24000, recovery="repeat")
     assert tx.algorithmic_latency_ms()["frame buffering"] == pytest.approx(160.0)
     assert rx.algorithmic_latency_ms()["decoder"] == pytest.approx(80.0)
+    tx2 = largesc_tx(samp_rate=24000)
+    rx2 = largesc_rx(samp_rate=24000, recovery="repeat")
+    assert tx2.algorithmic_latency_ms()["frame buffering"] == pytest.approx(80.0)
+    assert rx2.algorithmic_latency_ms()["decoder"] == pytest.approx(80.0)
     tiny_tx = largesc_tx(profile="tiny", samp_rate=24000)
     assert tiny_tx.algorithmic_latency_ms()["frame buffering"] == pytest.approx(80.0)

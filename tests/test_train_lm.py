@@ -48,7 +48,7 @@ def test_train_resume_export_and_recover(tmp_path):
     exp = tmp_path / "export"
     assert train_lm.main(["--out", str(out), "--export", str(exp), *SMALL]) == 0
     assert (exp / "model.safetensors").stat().st_size < 20e6
-    lm = lm_mod.load_lm("mini", weights=exp / "model.safetensors", config=exp / "config.json")
+    lm = lm_mod.load_lm("mini-v1", weights=exp / "model.safetensors", config=exp / "config.json")
     assert lm.n_q == lm.dep_q == 8
     rng = np.random.default_rng(1)
     toks = rng.integers(0, 2048, (8, 20))
@@ -63,7 +63,7 @@ def test_train_resume_export_and_recover(tmp_path):
 def test_missing_mini_lm_weights_are_named(tmp_path, monkeypatch):
     monkeypatch.setattr(lm_mod, "MINI_LM_DIR", tmp_path)
     with pytest.raises(lm_mod.ModelFileError, match=str(tmp_path)):
-        lm_mod.load_lm("mini")
+        lm_mod.load_lm("mini-v1")
 
 
 def test_shipped_mini_lm_predicts_codebook_0_of_unseen_speech():
@@ -72,10 +72,10 @@ def test_shipped_mini_lm_predicts_codebook_0_of_unseen_speech():
     from gnuradio.largesc.app.cli import BUNDLED_CLIP
     from gnuradio.largesc.core import audio_io, codec
     x, rate = audio_io.read_wav(BUNDLED_CLIP)
-    codes = codec.load_codec("mini").encode(audio_io.to_codec_rate(x, rate))
+    codes = codec.load_codec("mini-v1").encode(audio_io.to_codec_rate(x, rate))
     noise = np.random.default_rng(0).integers(0, 2048, codes.shape)
     for lora in ("none", None):
-        lm = lm_mod.load_lm("mini", lora=lora)
+        lm = lm_mod.load_lm("mini-v1", lora=lora)
         with torch.no_grad():
             _, (cb0, _) = train_lm.lm_loss(lm, torch.as_tensor(codes[None]), 1.0)
             _, (cb0_noise, _) = train_lm.lm_loss(lm, torch.as_tensor(noise[None]), 1.0)

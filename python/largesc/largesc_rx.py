@@ -81,14 +81,15 @@ class largesc_rx(gr.hier_block2):
     mimi_weights / lora: '' or an existing safetensors file (lora: or folder).
     """
 
-    def __init__(self, samp_rate=24000, profile=DEFAULT_PROFILE, d=1, d_max=1, recovery="moshi",
+    def __init__(self, samp_rate=24000, profile=DEFAULT_PROFILE, d=1, d_max=1, recovery="auto",
                  num_codebooks=8, clocked=False, timeout_ms=0.0, device="cpu", num_threads=1,
                  seed=0, temperature=0.8, top_k=250, lora="", fill_not_sent=True, deadline_ms=0.0,
                  mimi_weights="", feedback_interval=12, lm_profile="", frame_by_frame=False,
                  packet_format=DEFAULT_FORMAT):
-        from .core.profiles import LM_PROFILES
+        from .core.profiles import LM_PROFILES, resolve_recovery
         from .depacketizer import MAX_FEEDBACK_FRAMES, MAX_TIMEOUT_MS
         samp_rate = check_samp_rate(NAME, samp_rate)
+        recovery = resolve_recovery(profile, recovery)
         check_codec_params(NAME, profile, frames.SAMPLE_RATE, device, num_threads, mimi_weights, 1)
         d = P.check_int(NAME, "d", d, 1, P.MAX_D, "frames")
         d_max = P.check_int(NAME, "d_max", d_max, 1, P.MAX_D_MAX, "frames")

@@ -76,7 +76,7 @@ class qa_token_recovery(gr_unittest.TestCase):
 
     def test_many_small_work_calls_keep_tags_and_frames(self):
         tokens, states = received(60, 6)
-        blk = token_recovery(strategy="moshi", temperature=0.0)
+        blk = token_recovery(strategy="moshi", profile="mini-v1", temperature=0.0)
         blk.set_max_noutput_items(3)
         marks = [(k, pmt.intern("mark"), pmt.from_long(k)) for k in range(0, 60, 7)]
         out_t, out_s = self.run_graph(blk, tokens, states, extra_tags=marks)
@@ -86,17 +86,24 @@ class qa_token_recovery(gr_unittest.TestCase):
 
     def test_moshi_same_seed_same_bytes(self):
         tokens, states = received(12, 1)
-        a = self.run_graph(token_recovery(strategy="moshi", seed=5), tokens, states)
+        a = self.run_graph(token_recovery(strategy="moshi", profile="mini-v1", seed=5), tokens, states)
         self.tb = gr.top_block()
-        b = self.run_graph(token_recovery(strategy="moshi", seed=5), tokens, states)
+        b = self.run_graph(token_recovery(strategy="moshi", profile="mini-v1", seed=5), tokens, states)
         self.assertEqual(a[0].tobytes(), b[0].tobytes())
         self.assertEqual(a[1].tobytes(), b[1].tobytes())
 
     def test_moshi_without_eos_holds_last_frame(self):
         tokens, states = received(10, 2)
-        out_t, _ = self.run_graph(token_recovery(strategy="moshi"), tokens, states, eos=False)
+        out_t, _ = self.run_graph(token_recovery(strategy="moshi", profile="mini-v1"), tokens, states, eos=False)
         self.assertEqual(len(out_t), len(tokens) - 1)
         self.assertEqual(self.blk.get_stats()["latency_frames"], 1)
+
+    def test_auto_is_the_profiles_measured_best(self):
+        self.assertEqual(token_recovery().strategy, "interp")             # mini (v2): no LM yet
+        self.assertEqual(token_recovery(profile="tiny").strategy, "moshi")
+        self.assertEqual(token_recovery(profile="mini-v1").strategy, "moshi-mmse")
+        with self.assertRaisesRegex(ValueError, "profile"):
+            token_recovery(strategy="moshi")                               # mini has no LM
 
     def test_baselines_need_no_eos(self):
         tokens, states = received(20, 3)
@@ -107,12 +114,12 @@ class qa_token_recovery(gr_unittest.TestCase):
 
     def test_prefix_and_not_sent_switch(self):
         tokens, states = received(20, 4, p=0.0)
-        out_t, out_s = self.run_graph(token_recovery(strategy="moshi", fill_not_sent=False), tokens, states)
+        out_t, out_s = self.run_graph(token_recovery(strategy="moshi", profile="mini-v1", fill_not_sent=False), tokens, states)
         self.assertTrue((out_s[3, 5:] == frames.STATE_NOT_SENT).all() and (out_t[3, 5:] == 0).all())
 
     def test_model_failure_falls_back_and_is_counted(self):
         tokens, states = received(16, 5, p=0.6)
-        blk = token_recovery(strategy="moshi")
+        blk = token_recovery(strategy="moshi", profile="mini-v1")
         lm = blk.rec.lm
         real = lm.forward_depformer
         calls = {"n": 0}
@@ -133,7 +140,7 @@ class qa_token_recovery(gr_unittest.TestCase):
         self.assertEqual(len(fb), stats["frames_fallback"])
 
     def test_setters_and_bad_parameters(self):
-        blk = token_recovery(strategy="moshi")
+        blk = token_recovery(strategy="moshi", profile="mini-v1")
         blk.set_temperature(0.0)
         blk.set_top_k(10)
         blk.set_fill_not_sent(False)

@@ -25,7 +25,7 @@ from gnuradio import gr
 
 from .core import torch_env
 from .core.link import frames
-from .core.profiles import DEFAULT_PROFILE
+from .core.profiles import DEFAULT_PROFILE, resolve_recovery
 from .core.recovery import build as build_recovery
 from .gr_support import params as P
 from .gr_support.block_params import (
@@ -50,11 +50,12 @@ TAG_FALLBACK = pmt.intern("fallback")
 
 
 class token_recovery(gr.basic_block):
-    """Fill lost and not-sent tokens with a recovery strategy (zero, repeat, prefix, moshi).
+    """Fill lost and not-sent tokens with a recovery strategy (core/recovery/base.py STRATEGIES).
 
     Args:
-        profile: LM profile for `moshi` (tiny, kyutai-arch, kyutai).
-        strategy: zero | repeat | prefix | moshi.
+        profile: the model profile (core/profiles.py); an LM profile for `moshi` / `moshi-mmse`.
+        strategy: auto (the profile's measured best, profiles.AUTO_RECOVERY) | zero | repeat |
+            prefix | interp | moshi | moshi-mmse.
         temperature: sampling temperature in [0, 10] (0: greedy).  top_k: 0..2048 (0: no
             top-k cut, sample the whole distribution).
         seed: sampling seed 0..2**32-1 (same seed, same input -> same output bytes).
@@ -76,10 +77,11 @@ class token_recovery(gr.basic_block):
     profile (tiny, kyutai-arch, kyutai) for `moshi`; the baselines ignore it.
     """
 
-    def __init__(self, profile=DEFAULT_PROFILE, strategy="moshi", temperature=0.8, top_k=250, seed=0,
+    def __init__(self, profile=DEFAULT_PROFILE, strategy="auto", temperature=0.8, top_k=250, seed=0,
                  device="cpu", num_threads=1, lora="", fill_not_sent=True, deadline_ms=0.0,
                  lm_weights="", lm_config="", force_cpu=False, stats_interval=125, prime_frames=16,
                  feedback="masked", codec=None):
+        strategy = resolve_recovery(profile, strategy)
         check_recovery_params(NAME, profile, strategy, temperature, top_k, seed, device, num_threads,
                               lora, fill_not_sent, deadline_ms, lm_weights, lm_config, force_cpu)
         P.check_int(NAME, "stats_interval", stats_interval, 1, P.MAX_STATS_INTERVAL, "frames")

@@ -86,7 +86,7 @@ def cmd_demo(args) -> int:
     note = ""
     if args.recovery == "auto":
         # the measured best strategy of each profile (docs/recovery.md); `mini` (v2) has no LM yet
-        args.recovery = profiles.AUTO_RECOVERY.get(args.profile, "moshi")
+        args.recovery = profiles.auto_recovery(args.profile)
         if args.profile == "mini-v1":
             from ..core.recovery import lm
             if not (lm.MINI_LM_DIR / lm.MINI_LM_WEIGHTS).is_file():

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..core.link.packet_formats import DEFAULT_FORMAT, FORMATS
 from ..core.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 
-RECOVERY_CHOICES = ["moshi", "moshi-mmse", "repeat", "zero", "prefix", "interp"]
+RECOVERY_CHOICES = ["auto", "moshi", "moshi-mmse", "repeat", "zero", "prefix", "interp"]
 LOSS_MODELS = {"bernoulli": "bernoulli", "gilbert": "gilbert_elliott", "trace": "trace"}
 BUNDLED_CLIP = Path(__file__).resolve().parents[1] / "data" / "speech_librivox_16k.wav"
 
@@ -41,7 +41,9 @@ def build_parser(prog: str = "gr-largesc run") -> argparse.ArgumentParser:
                    help="--channel phy: frequency offset in cycles per sample")
     p.add_argument("--taps", default="1.0",
                    help="--channel phy: multipath taps, comma-separated (e.g. 1,0.3,0.1)")
-    p.add_argument("--recovery", choices=RECOVERY_CHOICES, default="moshi")
+    p.add_argument("--recovery", choices=RECOVERY_CHOICES, default="auto",
+                   help="token recovery; auto: the profile's measured best (mini: interp, mini-v1: moshi-mmse, "
+                        "other LM profiles: moshi)")
     p.add_argument("--d", type=int, default=1, help="copy distance d (frames)")
     p.add_argument("--d-max", type=int, default=0,
                    help="frames RX waits for copies (0: d, enough with one packet per frame and "
@@ -91,7 +93,9 @@ def _taps(text):
 
 def checked_options(options):
     """(Namespace, d_max): the options with defaults filled in and checked (ValueError if bad)."""
+    from ..core.profiles import resolve_recovery
     o = _options(options)
+    o.recovery = resolve_recovery(o.profile, o.recovery)
     if not 0.0 <= o.loss <= 1.0:
         raise ValueError(f"--loss must be in [0, 1], got {o.loss}")
     if o.d < 1 or o.d_max < 0 or (o.d_max and o.d_max < o.d):

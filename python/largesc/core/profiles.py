@@ -26,6 +26,7 @@ PROFILES = {
 }
 PROFILE_NAMES = tuple(PROFILES)                 # CLI choices, in this order
 LM_PROFILES = ("tiny", "kyutai-arch", "kyutai", "mini-v1")   # profiles with a recovery LM
+DEFAULT_LM_PROFILE = "mini-v1"                  # LM trainers' default until the v2 codec has an LM
 MINI_FAMILY = ("mini", "mini-v1")               # weights trained here, in models/<profile>/
 # `--recovery auto`: the measured best strategy per profile (docs/recovery.md); LM profiles not
 # listed use `moshi`. `mini` (v2) has no LM yet: its best model-free strategy.
@@ -39,6 +40,19 @@ def check_profile(name: str) -> str:
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
     return name
+
+
+def auto_recovery(name: str) -> str:
+    """The recovery strategy `auto` stands for with this profile (an unknown profile gets a
+    model-free one, so that the caller's profile check reports the profile)."""
+    if not isinstance(name, str) or name not in PROFILES:
+        return "interp"
+    return AUTO_RECOVERY.get(name) or ("moshi" if name in LM_PROFILES else "interp")
+
+
+def resolve_recovery(name: str, strategy: str) -> str:
+    """`strategy`, with `auto` replaced by the profile's measured best (AUTO_RECOVERY)."""
+    return auto_recovery(name) if strategy == "auto" else strategy
 
 
 def has_lm(name: str) -> bool:

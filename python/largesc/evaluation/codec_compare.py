@@ -167,7 +167,8 @@ def report(summary: dict, meta: dict) -> str:
     c = summary["clips"]
     lines = [f"# Codec comparison on unseen speakers ({c['all']} clips: {c['en']} English, {c['game']} held-out game "
              f"characters, {c['fr']} fr-CA)", "",
-             f"Command: `{meta['command']}`; {meta['wall_s']:.0f} s. v2 weights: `{meta['v2']}` (sha256 {meta['v2_sha'][:12]}).",
+             f"Command: `{meta['command']}`; {meta['wall_s']:.0f} s this run ({meta['resumed']} clips' rows resumed from "
+             f"rows.jsonl). v2 weights: `{meta['v2']}` (sha256 {meta['v2_sha'][:12]}).",
              "Means with 95 % bootstrap intervals over clips; WER (Whisper base) on the English clips only.", "",
              "| system | WER % | STOI | PESQ-WB | ViSQOL | STOI en / game / fr |", "|---|---|---|---|---|---|"]
     for s, d in summary["systems"].items():
@@ -241,7 +242,7 @@ def main(argv=None) -> int:
         [(f"v2_W{args.prefix_window}_q4", "codec2_700C")]
     summary = summarise(rows, pairs)
     meta = {"command": "gr-largesc eval-codec " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "wall_s": time.time() - t0, "v2": args.v2, "v2_sha": _sha(Path(args.v2))}
+            "wall_s": time.time() - t0, "resumed": len(done & keep), "v2": args.v2, "v2_sha": _sha(Path(args.v2))}
     (out / "summary.json").write_text(json.dumps({"meta": meta, **summary}, indent=1))
     (out / "report.md").write_text(report(summary, meta))
     print(report(summary, meta))

@@ -37,7 +37,7 @@ from ..core.link.controller import AdaptiveController
 from ..core.link.packet import Packetizer
 from ..core.link.packet_formats import get_format
 from ..core.link.reassembly import Reassembler, frames_to_arrays
-from ..core.profiles import DEFAULT_PROFILE
+from ..core.profiles import DEFAULT_PROFILE, MINI_FAMILY
 
 log = logging.getLogger(__name__)
 FS = 16000
@@ -76,12 +76,12 @@ def get_recovery(strategy: str, profile: str, lora: str | None = None, temperatu
 def model_description(profile: str, recovery: str = "moshi", lora: str | None = None) -> str:
     c = get_codec(profile)
     desc = getattr(c, "description", "") or profile
-    if profile == "mini":
+    if profile in MINI_FAMILY:
         from ..core.codec import mini_weights_dir
-        w = mini_weights_dir() / "model.safetensors"
+        w = mini_weights_dir(profile=profile) / "model.safetensors"
         if w.is_file():
             h = hashlib.sha256(w.read_bytes()).hexdigest()[:16]
-            desc = f"mini codec {w.parent} (model.safetensors sha256 {h}...)"
+            desc = f"{profile} codec {w.parent} (model.safetensors sha256 {h}...)"
     if recovery in ("moshi", "moshi-mmse"):
         if isinstance(lora, str) and lora.lower() == "none":
             desc += f"; LM: {profile} (base, no LoRA)"
@@ -89,7 +89,7 @@ def model_description(profile: str, recovery: str = "moshi", lora: str | None = 
             desc += f"; LM: {profile} + LoRA {lora}"
         else:
             from ..core.recovery.lm import MINI_LORA_DIR, PEFT_ADAPTER_FILE
-            shipped = profile == "mini" and (MINI_LORA_DIR / PEFT_ADAPTER_FILE).is_file()
+            shipped = profile == "mini-v1" and (MINI_LORA_DIR / PEFT_ADAPTER_FILE).is_file()
             desc += f"; LM: {profile}" + (" + its shipped LoRA" if shipped else "")
     return desc
 

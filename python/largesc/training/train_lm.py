@@ -82,7 +82,7 @@ def lm_loss(lm, codes, cb0_weight: float = 2.0):
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gr-largesc train-lm", description=__doc__.split("\n\n")[0])
     p.add_argument("--feats", default=str(CACHE / "corpus" / "feats"))
-    p.add_argument("--codec", default=str(models_dir() / "mini" / "codec"),
+    p.add_argument("--codec", default=str(models_dir() / "mini-v1" / "codec"),
                    help="mini codec folder used to tokenise --feats")
     p.add_argument("--tokens", default=None, help="folder of *.npy token files (skips --feats)")
     p.add_argument("--out", default=str(CACHE / "train" / "lm_mini"))

@@ -38,7 +38,7 @@ from moshi.models.lm_utils import _delay_sequence, _undelay_sequence
 
 from ..core import torch_env  # noqa: F401  (NO_TORCH_COMPILE before moshi)
 from ..core.link import frames
-from ..core.profiles import DEFAULT_PROFILE, LM_PROFILES
+from ..core.profiles import DEFAULT_LM_PROFILE, LM_PROFILES
 from ..core.recovery import lm as lm_mod
 from . import token_data
 
@@ -220,7 +220,7 @@ def _autocast(device: torch.device):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gr-largesc train-lora", description=__doc__.split("\n\n")[0])
-    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=LM_PROFILES, help="base LM profile")
+    p.add_argument("--profile", default=DEFAULT_LM_PROFILE, choices=LM_PROFILES, help="base LM profile")
     p.add_argument("--lm-weights", help="local Moshi LM safetensors (default: profile's)")
     p.add_argument("--lm-config", help="moshi config.json for --lm-weights")
     p.add_argument("--seed", type=int, default=0, help="seed of training (LoRA init, batches, corruption)")

@@ -278,6 +278,7 @@ class MiniCodec(TokenCodec):
     # the speech level (correlation -0.44 on the bundled clip), so the latent rule sees no speech.
     activity_source = "audio"
     encoder_delay_frames = 1
+    sub_frame_delay_samples = W.LAG_24   # WORLD synthesis' 16 -> 24 kHz resampler (3 ms)
     ENC_HISTORY = 3               # frames of past audio kept for streaming WORLD analysis (240 ms)
 
     def __init__(self, model: MiniCodecModel, num_codebooks: int = 8, device="cpu"):
