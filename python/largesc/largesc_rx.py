@@ -33,6 +33,7 @@ from .core.recovery.base import LATENCY
 from .gr_support import params as P
 from .gr_support.block_params import (
     check_codec_params,
+    check_codec_window,
     check_deadline_ms,
     check_recovery_params,
     check_temperature,
@@ -68,6 +69,7 @@ class largesc_rx(gr.hier_block2):
             decodes each frame's received prefix; `prefix` recovery never fills them).
         deadline_ms: a `moshi` step slower than this falls back to repeat (0: none).
         mimi_weights: local Mimi safetensors file instead of the profile's ('' = profile).
+        codec_window: the mini v2 decoder's look-ahead, 0..3 frames (-1: the codec's default).
         feedback_interval: frames between loss reports on `feedback`.
         lm_profile: profile of the `moshi` recovery LM if not `profile` ('' = same).
         frame_by_frame: decode one frame per model call (bit-exact file runs; see largesc_tx).
@@ -85,12 +87,13 @@ class largesc_rx(gr.hier_block2):
                  num_codebooks=8, clocked=False, timeout_ms=0.0, device="cpu", num_threads=1,
                  seed=0, temperature=0.8, top_k=250, lora="", fill_not_sent=True, deadline_ms=0.0,
                  mimi_weights="", feedback_interval=12, lm_profile="", frame_by_frame=False,
-                 packet_format=DEFAULT_FORMAT):
+                 packet_format=DEFAULT_FORMAT, codec_window=-1):
         from .core.profiles import LM_PROFILES, resolve_recovery
         from .depacketizer import MAX_FEEDBACK_FRAMES, MAX_TIMEOUT_MS
         samp_rate = check_samp_rate(NAME, samp_rate)
         recovery = resolve_recovery(profile, recovery)
         check_codec_params(NAME, profile, frames.SAMPLE_RATE, device, num_threads, mimi_weights, 1)
+        codec_window = check_codec_window(NAME, profile, mimi_weights, codec_window)
         d = P.check_int(NAME, "d", d, 1, P.MAX_D, "frames")
         d_max = P.check_int(NAME, "d_max", d_max, 1, P.MAX_D_MAX, "frames")
         if d_max < d:
@@ -133,7 +136,7 @@ class largesc_rx(gr.hier_block2):
         self.decoder = mimi_decoder(profile=profile, num_codebooks=num_codebooks,
                                     samp_rate=frames.SAMPLE_RATE, device=device,
                                     num_threads=num_threads, mimi_weights=mimi_weights,
-                                    use_states=True)
+                                    use_states=True, codec_window=codec_window)
         # latent-space recovery (interp, moshi-mmse) works in the decoder's own codebooks
         self.recovery = token_recovery(profile=lm_profile or profile, strategy=recovery, temperature=temperature,
                                        top_k=top_k, seed=seed, device=device, num_threads=num_threads,

@@ -6,7 +6,7 @@ from .core import torch_env
 from .core.link import frames
 from .core.profiles import DEFAULT_PROFILE
 from .gr_support import params as P
-from .gr_support.block_params import check_codec_params
+from .gr_support.block_params import check_codec_params, check_codec_window
 from .gr_support.codec_block import CodecBlock
 
 NAME = "mimi_decoder"
@@ -22,12 +22,15 @@ class mimi_decoder(CodecBlock, gr.interp_block):
     Tokens outside [0, 2048) never reach the model: they are set to 0, counted and logged.
 
     Parameters (checked at construction; a bad value raises ValueError naming it): as
-    mimi_encoder, plus num_codebooks: 1..8 (also set_num_codebooks); use_states: bool.
+    mimi_encoder, plus num_codebooks: 1..8 (also set_num_codebooks); use_states: bool;
+    codec_window: the mini v2 codec's decoder look-ahead in frames, 0..3 (-1: its default, 1);
+    other codecs take only -1.
     """
 
     def __init__(self, profile=DEFAULT_PROFILE, num_codebooks=8, samp_rate=24000, device="cpu",
-                 num_threads=1, mimi_weights="", stats_interval=125, use_states=False):
+                 num_threads=1, mimi_weights="", stats_interval=125, use_states=False, codec_window=-1):
         check_codec_params(NAME, profile, samp_rate, device, num_threads, mimi_weights, stats_interval)
+        codec_window = check_codec_window(NAME, profile, mimi_weights, codec_window)
         P.check_int(NAME, "num_codebooks", num_codebooks, 1, frames.NUM_CODEBOOKS)
         use_states = P.check_bool(NAME, "use_states", use_states)
         gr.interp_block.__init__(self, name="largesc_mimi_decoder",
@@ -35,7 +38,8 @@ class mimi_decoder(CodecBlock, gr.interp_block):
                                  + ([(np.uint8, frames.NUM_CODEBOOKS)] if use_states else []),
                                  out_sig=[np.float32],
                                  interp=frames.FRAME_SAMPLES)
-        self._init_codec(profile, mimi_weights, device, num_threads, stats_interval, ("invalid_tokens", "prefix_frames"))
+        self._init_codec(profile, mimi_weights, device, num_threads, stats_interval, ("invalid_tokens", "prefix_frames"),
+                         codec_window)
         self.num_codebooks = int(num_codebooks)
         self.use_states = bool(use_states)
 

@@ -69,11 +69,45 @@ class qa_mimi_decoder(gr_unittest.TestCase):
         np.testing.assert_allclose(np.array(snk.data()), ref, atol=1e-5)
         self.assertEqual(dec.get_stats()["prefix_frames"], 2)
 
+    def test_default_profile_window_matches_the_offline_decode(self):
+        """The default codec (mini v2) through the block at windows 0, 1, 2 and its default:
+        W lead-in frames of silence, then the codec's offline decode over the same windows."""
+        from .app.run_options import BUNDLED_CLIP
+        from .core import audio_io
+        x, rate = audio_io.read_wav(BUNDLED_CLIP)
+        x = audio_io.resample(x, rate, frames.SAMPLE_RATE)[: 12 * frames.FRAME_SAMPLES]
+        c = codec.load_codec()
+        codes = c.encode(x)
+        nfr = codes.shape[1]
+        for w in (0, 1, 2, -1):
+            self.tb = gr.top_block()
+            src = blocks.vector_source_i(codes.T.reshape(-1).astype(int).tolist(), False, frames.NUM_CODEBOOKS)
+            dec = mimi_decoder(codec_window=w)
+            snk = blocks.vector_sink_f()
+            self.tb.connect(src, dec, snk)
+            self.tb.run()
+            y = np.array(snk.data(), dtype=np.float32)
+            ww = c.window if w < 0 else w
+            self.assertEqual(dec.codec.stream_delay_frames, ww)
+            c.window = ww
+            ref = c.decode(codes)[: (nfr - ww) * frames.FRAME_SAMPLES]
+            c.window = 1
+            self.assertEqual(len(y), nfr * frames.FRAME_SAMPLES)
+            np.testing.assert_array_equal(y[: ww * frames.FRAME_SAMPLES], 0.0)
+            np.testing.assert_allclose(y[ww * frames.FRAME_SAMPLES:], ref, atol=1e-5)
+
     def test_bad_parameters_are_refused(self):
         with self.assertRaisesRegex(ValueError, "samp_rate must be 24000"):
             mimi_decoder(profile="tiny", samp_rate=48000)
         with self.assertRaisesRegex(ValueError, "num_codebooks"):
             mimi_decoder(profile="tiny", num_codebooks=9)
+        for bad in (-2, 4, 1.5, "1"):
+            with self.assertRaisesRegex(ValueError, "codec_window"):
+                mimi_decoder(codec_window=bad)
+        with self.assertRaisesRegex(ValueError, "mini v2 codec only"):
+            mimi_decoder(profile="tiny", codec_window=1)
+        with self.assertRaisesRegex(ValueError, "mini v2 codec only"):
+            mimi_decoder(profile="mini-v1", codec_window=0)
 
 
 if __name__ == "__main__":

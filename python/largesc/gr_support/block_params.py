@@ -26,6 +26,16 @@ def check_codec_params(block, profile, samp_rate, device, num_threads, mimi_weig
     P.check_int(block, "stats_interval", stats_interval, 1, P.MAX_STATS_INTERVAL, "frames")
 
 
+def check_codec_window(block, profile, mimi_weights, value) -> int:
+    """-1 (the codec's default) or, for the mini v2 codec, 0..3 frames of decoder look-ahead."""
+    w = P.check_int(block, "codec_window", value, -1, 3, "frames; -1: the codec's default")
+    if w >= 0:
+        from ..core.codec import _mini_version, mini_weights_dir
+        if profile not in MINI_FAMILY or _mini_version(mini_weights_dir(mimi_weights or None, profile)) != 2:
+            P.fail(block, "codec_window", "-1 (a window applies to the mini v2 codec only)", value)
+    return w
+
+
 def check_temperature(block, value):
     return P.check_float(block, "temperature", value, 0.0, MAX_TEMPERATURE, what="0: greedy")
 

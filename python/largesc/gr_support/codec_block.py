@@ -10,9 +10,10 @@ class CodecBlock:
     streaming state (start/stop), the counters and the `stats` port (published every
     `stats_interval` frames and at stop)."""
 
-    def _init_codec(self, profile, mimi_weights, device, num_threads, stats_interval, counters):
+    def _init_codec(self, profile, mimi_weights, device, num_threads, stats_interval, counters, window=-1):
         from ..core import codec as codec_mod
-        self.codec = codec_mod.load_codec(profile, mimi_weights=mimi_weights or None, device=device)
+        self.codec = codec_mod.load_codec(profile, mimi_weights=mimi_weights or None, device=device,
+                                          window=None if window is None or int(window) < 0 else int(window))
         self.num_threads = int(num_threads)
         self.stats_interval = int(stats_interval)
         self.message_port_register_out(STATS)
