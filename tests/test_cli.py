@@ -54,9 +54,9 @@ def test_demo_default_is_the_trained_mini_profile(tmp_path, capsys):
     assert cli.main(["demo", "--out-dir", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["profile"] == "mini" and report["frames_out"] == report["frames"]
-    assert report["recovery"] == "interp"
+    assert report["recovery"] == "prefix"
     md = (tmp_path / "report.md").read_text()
-    assert "random weights" not in md and "| profile / recovery | mini / interp |" in md
+    assert "random weights" not in md and "| profile / recovery | mini / prefix |" in md
 
 
 def test_codec_command_prefix_rate(tmp_path, capsys):

@@ -113,19 +113,22 @@ def test_resampled_run_is_aligned_with_its_decode(tmp_path):
     assert peak > 0.9 and abs(lag) <= rate // 1000, f"lag {lag / rate * 1e3:.2f} ms, peak {peak:.3f}"
 
 
-@pytest.mark.xfail(strict=False, reason="needs the default codec's declared sub-frame delay to be its true "
-                   "one (core/codec): measured by this test, mini v2 declaring 373 samples (15.5 ms) is "
-                   "~15 ms late, mini v1 declaring 0 is ~7 ms late (W.LAG_24 = 3 ms and more)")
-def test_default_profile_output_lags_the_input_by_0_ms(tmp_path):
-    """The bundled clip (16 kHz), default profile: the output correlates with the input best at
-    lag 0 +- 1 ms (it was 165 ms with mini v1: the codec look-ahead). This also checks the
-    codec's own declared sub-frame delay."""
+@pytest.mark.parametrize("profile", [DEFAULT_PROFILE, "mini-v1"])
+def test_output_envelope_lags_the_input_by_0_ms(tmp_path, profile):
+    """The bundled clip through `gr-largesc run`: the output's envelope lines up with the input's
+    (it lagged 165 ms with mini v1 before the fix: the codec look-ahead). Both codecs are
+    parametric (FARGAN, WORLD): they resynthesise the waveform's phase, so a waveform
+    cross-correlation peak wanders by +-15 ms with the pitch period (measured: +14 ms for mini,
+    -15 ms for mini-v1) and the envelope (1 ms resolution, metrics.env_lag) is the measure; its
+    tolerance is half a 10 ms feature frame. The sample-exact part (output = the codec's offline
+    decode advanced by its declared delay) is test_output_is_the_codec_decode_with_its_shift_removed;
+    the declared delay against copy synthesis is in tests/test_mini2_codec.py."""
+    from gnuradio.largesc.evaluation.metrics import env_lag
     x, rate = audio_io.read_wav(run_options.BUNDLED_CLIP)
-    x = x[: 3 * rate]
-    y, r, s = run(x, rate, tmp_path)
+    y, r, _ = run(x, rate, tmp_path, profile=profile)
     assert r == rate and len(y) == len(x)
-    lag, _ = lag_samples(x, y, max_lag=rate // 4)
-    assert abs(lag) <= rate // 1000, f"output lags the input by {lag / rate * 1e3:.2f} ms"
+    lag_ms = env_lag(x, y, rate) / rate * 1e3
+    assert abs(lag_ms) <= 5.0, f"{profile}: output envelope lags the input by {lag_ms:.1f} ms"
 
 
 def test_the_last_200_ms_of_a_tone_come_out(tmp_path):

@@ -42,7 +42,7 @@ def build_parser(prog: str = "gr-largesc run") -> argparse.ArgumentParser:
     p.add_argument("--taps", default="1.0",
                    help="--channel phy: multipath taps, comma-separated (e.g. 1,0.3,0.1)")
     p.add_argument("--recovery", choices=RECOVERY_CHOICES, default="auto",
-                   help="token recovery; auto: the profile's measured best (mini: interp, mini-v1: moshi-mmse, "
+                   help="token recovery; auto: the profile's measured best (mini: prefix, mini-v1: moshi-mmse, "
                         "other LM profiles: moshi)")
     p.add_argument("--codec-window", type=int, default=-1,
                    help="mini v2 decoder look-ahead, 0..3 frames (-1: the codec's default, 1; docs/models/mini.md)")

@@ -30,7 +30,7 @@ DEFAULT_LM_PROFILE = "mini-v1"                  # LM trainers' default until the
 MINI_FAMILY = ("mini", "mini-v1")               # weights trained here, in models/<profile>/
 # `--recovery auto`: the measured best strategy per profile (docs/recovery.md); LM profiles not
 # listed use `moshi`. `mini` (v2) has no LM yet: its best model-free strategy.
-AUTO_RECOVERY = {"mini": "interp", "mini-v1": "moshi-mmse"}
+AUTO_RECOVERY = {"mini": "prefix", "mini-v1": "moshi-mmse"}
 FULL_SIZE = ("kyutai", "kyutai-arch")           # Kyutai's architecture (Mimi 24 kHz + Moshi 7B)
 RANDOM_WEIGHTS = ("tiny", "kyutai-arch")        # no trained weights: output is noise
 
@@ -46,8 +46,8 @@ def auto_recovery(name: str) -> str:
     """The recovery strategy `auto` stands for with this profile (an unknown profile gets a
     model-free one, so that the caller's profile check reports the profile)."""
     if not isinstance(name, str) or name not in PROFILES:
-        return "interp"
-    return AUTO_RECOVERY.get(name) or ("moshi" if name in LM_PROFILES else "interp")
+        return "prefix"
+    return AUTO_RECOVERY.get(name) or ("moshi" if name in LM_PROFILES else "prefix")
 
 
 def resolve_recovery(name: str, strategy: str) -> str:
