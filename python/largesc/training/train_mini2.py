@@ -144,7 +144,9 @@ def fit(z: np.ndarray, s: np.ndarray, clips, *, points: int, iters: int, seed: i
     if len(zn) > points:
         sel = torch.randperm(len(zn), generator=gen)[:points]
         zn, sn = zn[sel], sn[sel]
-    order = [k for k in range(mini2.K) if k != model.cfg.state_index] if state_codebooks else list(range(mini2.K))
+    si = model.cfg.state_index
+    state_pos = list(range(si, si + state_codebooks)) if state_codebooks else []
+    order = [k for k in range(mini2.K) if k not in state_pos]
     n_lat = len(order)
     res_info = []
     r = zn.clone()
@@ -158,12 +160,13 @@ def fit(z: np.ndarray, s: np.ndarray, clips, *, points: int, iters: int, seed: i
         LOG.info("latent codebook %d/%d (position %d): residual %.4f (%.0f s)", j + 1, n_lat, k, res_info[-1],
                  time.time() - t0)
     info["latent_residual"] = res_info
-    if state_codebooks:
-        cb = kmeans(sn, mini2.CARD, iters, gen)
-        model.codebooks[model.cfg.state_index, :, mini2.Z_DIM:].copy_(cb)
-        rs = sn - cb[assign(sn, cb)]
-        info["state_residual"] = round(float((rs ** 2).sum() / (sn ** 2).sum()), 4)
-        LOG.info("state codebook (position %d): residual %.4f", model.cfg.state_index, info["state_residual"])
+    rs = sn.clone()
+    for k in state_pos:                       # residual k-means on the weighted state
+        cb = kmeans(rs, mini2.CARD, iters, gen)
+        model.codebooks[k, :, mini2.Z_DIM:].copy_(cb)
+        rs = rs - cb[assign(rs, cb)]
+        info.setdefault("state_residual", []).append(round(float((rs ** 2).sum() / (sn ** 2).sum()), 4))
+        LOG.info("state codebook (position %d): residual %.4f", k, info["state_residual"][-1])
     return model, info
 
 
@@ -195,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--latent-norm", default="global", help="global | zscore | dred-qN")
     ap.add_argument("--state-weight", default="effect", help="effect | none | dred-qN")
     ap.add_argument("--state-index", type=int, default=1, help="position of the state codebook (0..7)")
-    ap.add_argument("--no-state-codebook", action="store_true", help="8 latent codebooks (mean state)")
+    ap.add_argument("--state-codebooks", type=int, default=1,
+                    help="codebooks on the state (a residual VQ from --state-index on; 0: 8 latent codebooks, mean state)")
     ap.add_argument("--window", type=int, default=1, help="default decoder window W (frames, 0..3)")
     ap.add_argument("--effect-frames", type=int, default=400, help="windows sampled to weigh the state")
     ap.add_argument("--threads", type=int, default=1)
@@ -218,7 +222,7 @@ def main(argv=None) -> int:
     model, info = fit(z, s, clips, points=args.points, iters=args.iters, seed=args.seed,
                       latent_norm=args.latent_norm, state_weight=args.state_weight, state_index=args.state_index,
                       window=args.window, effect_frames=args.effect_frames,
-                      state_codebooks=0 if args.no_state_codebook else 1)
+                      state_codebooks=args.state_codebooks)
     mini2.save_mini2(model, args.out, {"frames": int(len(z)), "clips": len(clips), "points": args.points,
                                        "iters": args.iters, "seed": args.seed, "fit_s": round(time.time() - t0),
                                        **info})
