@@ -1,10 +1,12 @@
-"""The no-GUI end-to-end examples run headless on `tiny` (tests/test_grc.py compiles every example)."""
+"""The no-GUI end-to-end example runs headless: on `tiny` with the LM path, and with its own
+defaults (the default profile and `auto` recovery); tests/test_grc.py compiles every example."""
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from flowgraph_util import compile_grc as grcc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -12,7 +14,8 @@ EXAMPLES = REPO / "examples"
 CLIP = REPO / "python" / "largesc" / "data" / "speech_librivox_16k.wav"
 
 
-def test_sim_erasure_loopback_runs_headless(tmp_path):
+@pytest.mark.parametrize("model_args", [["-p", "tiny", "-c", "moshi"], []], ids=["tiny-moshi", "defaults"])
+def test_sim_erasure_loopback_runs_headless(tmp_path, model_args):
     from gnuradio.largesc.core import audio_io
     from gnuradio.largesc.core.link import frames
     script = grcc(EXAMPLES / "sim_erasure_loopback.grc", tmp_path)
@@ -20,8 +23,7 @@ def test_sim_erasure_loopback_runs_headless(tmp_path):
     wav_in, wav_out = tmp_path / "in.wav", tmp_path / "out.wav"
     audio_io.write_wav(wav_in, x[: 2 * rate], rate)               # 2 s, 25 frames
     r = subprocess.run([sys.executable, str(script), "-i", str(wav_in), "-o", str(wav_out),
-                        "-r", str(rate), "-p", "tiny", "-b", "1100", "-l", "0.3", "-m", "bernoulli",
-                        "-s", "3", "-c", "moshi"],
+                        "-r", str(rate), "-b", "1100", "-l", "0.3", "-m", "bernoulli", "-s", "3", *model_args],
                        capture_output=True, text=True, timeout=300,
                        env=dict(os.environ, HF_HUB_OFFLINE="1"))
     assert r.returncode == 0, r.stdout + r.stderr
