@@ -94,6 +94,26 @@ def test_prefix_without_the_state_decodes_from_the_newest_known_state(clip24):
     assert np.allclose(v1[:, mini2.Z_DIM:], c.model.v_mean[mini2.Z_DIM:].numpy(), atol=1e-5)
 
 
+def test_only_a_received_state_starts_the_decoder(clip24):
+    """With the token states, a generated state codebook keeps its vector but does not start the
+    DRED decoder: the window takes the newest received state (docs/recovery.md)."""
+    from gnuradio.largesc.core.link import frames as fr
+    c = small_codec(clip24, window=1)
+    codes, _ = c.encode_latent(clip24)
+    n = codes.shape[1]
+    st = np.full((n, 8), fr.STATE_ORIGINAL, np.uint8)
+    st[3, :] = fr.STATE_GENERATED                       # frame 3 lost and filled by recovery
+    st[5, 1] = fr.STATE_COPY                            # a copy counts as received
+    v, hs = c.vectors(codes, None, st)
+    assert not hs[3] and hs[2] and hs[4] and hs[5]
+    assert np.allclose(v, c.vectors(codes)[0])          # the vectors are the same either way
+    y_states, y_plain = c.decode(codes, None, st), c.decode(codes)
+    seg = slice(3 * 1920, 4 * 1920)
+    assert not np.allclose(y_states[seg], y_plain[seg]) and np.allclose(y_states[:2 * 1920], y_plain[:2 * 1920])
+    with pytest.raises(ValueError, match="states"):
+        c.vectors(codes, None, st[:, :4])
+
+
 def test_quantizer_space_helpers(clip24):
     c = small_codec(clip24)
     codes, z = c.encode_latent(clip24)

@@ -60,7 +60,9 @@ class mimi_decoder(CodecBlock, gr.interp_block):
         if self.use_states:
             prefix = np.clip(frames.decodable_prefixes(input_items[1][:n]), 1, self.num_codebooks)
             self._stats["prefix_frames"] += int((prefix < self.num_codebooks).sum())
-        pcm = self.stage_observers.timed("decode", self.codec.stream_decode, codes, prefix, codes=codes)
+        # a codec that tells received from generated tokens (mini v2's state) gets the states too
+        args = (codes, prefix, input_items[1][:n]) if self.use_states and self.codec.uses_token_states else (codes, prefix)
+        pcm = self.stage_observers.timed("decode", self.codec.stream_decode, *args, codes=codes)
         lead = n * frames.FRAME_SAMPLES - len(pcm)  # a codec with look-ahead returns less at first
         output_items[0][:lead] = 0.0
         output_items[0][lead: n * frames.FRAME_SAMPLES] = pcm

@@ -167,6 +167,8 @@ def decode_recovered(codec, tok: np.ndarray, st: np.ndarray) -> tuple[np.ndarray
     prefixes, whose unknown tokens are then code 0."""
     prefix = np.clip(frames.decodable_prefixes(st.T), 1, frames.NUM_CODEBOOKS)
     tok = np.where(np.arange(frames.NUM_CODEBOOKS)[:, None] < prefix[None, :], tok, 0)
+    if getattr(codec, "uses_token_states", False):
+        return codec.decode(tok, prefix, states=st.T), True
     if (prefix == frames.NUM_CODEBOOKS).all():
         return codec.decode(tok), True
     try:

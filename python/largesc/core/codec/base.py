@@ -22,6 +22,10 @@ class TokenCodec:
     stream_delay_frames = 0   # frames of algorithmic delay the streaming path adds
     encoder_delay_frames = 0  # of which the encoder's look-ahead (the rest is the decoder's)
     sub_frame_delay_samples = 0   # delay below one frame (24 kHz samples): analysis windows, vocoder, resamplers
+    # True for a codec whose decode/stream_decode take `states` ([F, 8] frames.STATE_* codes) and
+    # treat received and generated tokens differently (mini v2: only a received state starts
+    # its decoder); callers pass states only to such a codec.
+    uses_token_states = False
     latent_dim: int
     num_codebooks: int
 
