@@ -176,3 +176,31 @@ def test_ruff_is_clean():
     r = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(REPO)], capture_output=True,
                        text=True, cwd=REPO, timeout=300)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+
+
+def test_recovery_choices_agree_with_the_registry():
+    """One table of strategies (core/recovery/registry.py): the GRC option lists and labels, the
+    blocks' defaults and every --recovery of the CLI take it from there."""
+    import argparse
+
+    from gnuradio.largesc.app import cli, run_options
+    from gnuradio.largesc.core.recovery.registry import CHOICE_LABELS, CHOICES
+    from gnuradio.largesc.evaluation import cli as eval_cli
+    for name, pid in (("largesc_largesc_rx.block.yml", "recovery"), ("largesc_token_recovery.block.yml", "strategy")):
+        data = yaml.safe_load((REPO / "grc" / name).read_text())
+        p = next(p for p in data["parameters"] if p["id"] == pid)
+        assert p["default"] == "auto" and p["options"] == list(CHOICES), name
+        assert p["option_labels"] == list(CHOICE_LABELS), name
+
+    def recovery_choices(parser):
+        out = []
+        for a in parser._actions:
+            if "--recovery" in a.option_strings:
+                out.append(tuple(a.choices))
+            if isinstance(a, argparse._SubParsersAction):
+                for sub in a.choices.values():
+                    out += recovery_choices(sub)
+        return out
+    found = [c for p in (cli.build_parser(), run_options.build_parser(), eval_cli.build_parser())
+             for c in recovery_choices(p)]
+    assert len(found) >= 3 and all(c == CHOICES for c in found), found

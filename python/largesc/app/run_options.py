@@ -7,8 +7,8 @@ from pathlib import Path
 
 from ..core.link.packet_formats import DEFAULT_FORMAT, FORMATS
 from ..core.profiles import DEFAULT_PROFILE, PROFILE_NAMES
+from ..core.recovery.registry import CHOICES as RECOVERY_CHOICES  # auto + every strategy
 
-RECOVERY_CHOICES = ["auto", "moshi", "moshi-mmse", "repeat", "zero", "prefix", "interp"]
 LOSS_MODELS = {"bernoulli": "bernoulli", "gilbert": "gilbert_elliott", "trace": "trace"}
 BUNDLED_CLIP = Path(__file__).resolve().parents[1] / "data" / "speech_librivox_16k.wav"
 

@@ -52,6 +52,7 @@ def _shard(s: str) -> tuple[int, int]:
 
 
 from ..core.profiles import DEFAULT_PROFILE, PROFILE_NAMES  # noqa: E402
+from ..core.recovery.registry import CHOICES as RECOVERY_CHOICES  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     s.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILE_NAMES, help="model profile for LargeSC")
     s.add_argument("--recovery", default="auto",
-                   choices=["auto", "moshi", "moshi-mmse", "repeat", "zero", "prefix", "interp"],
+                   choices=RECOVERY_CHOICES,
                    help="token recovery of the `largesc` system (ablations fix their own); auto: the profile's "
                         "measured best (core/profiles.py AUTO_RECOVERY; moshi for LM profiles not listed)")
     s.add_argument("--lora", default=None, help="LoRA adapter folder for the moshi recovery LM (default: the "

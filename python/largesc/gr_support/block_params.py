@@ -2,7 +2,7 @@
 them) and the recovery block (and largesc_rx). The generic checks are in `params`."""
 from ..core.link import frames
 from ..core.profiles import LM_PROFILES, MINI_FAMILY, PROFILES
-from ..core.recovery.base import STRATEGIES
+from ..core.recovery.registry import REGISTRY, STRATEGIES
 from . import params as P
 
 FEEDBACK_MODES = ("masked", "sampled")
@@ -53,7 +53,7 @@ def check_recovery_params(block, profile, strategy, temperature, top_k, seed, de
                           profile_name="profile", strategy_name="strategy"):
     """The checks token_recovery and largesc_rx share (see token_recovery's docstring)."""
     P.check_choice(block, strategy_name, strategy, STRATEGIES)
-    P.check_choice(block, profile_name, profile, LM_PROFILES if strategy.startswith("moshi") else tuple(PROFILES))
+    P.check_choice(block, profile_name, profile, LM_PROFILES if REGISTRY[strategy].uses_lm else tuple(PROFILES))
     check_temperature(block, temperature)
     check_top_k(block, top_k)
     P.check_int(block, "seed", seed, 0, P.MAX_SEED)

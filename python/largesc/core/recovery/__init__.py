@@ -1,7 +1,7 @@
 """Token recovery: strategies that fill lost tokens, behind one factory, `build()`.
 
-`base` holds the interface and its rules (see its docstring), `baselines` the zero / repeat /
-prefix strategies, `latent` the latent-domain `interp`, `moshi` the LM strategy (Moshi's LMModel, + LoRA), `lm` the LM loading.
+`registry` is the one table of strategies (names, labels, holds, needs), `base` the interface
+and its rules (see its docstring), `baselines` the zero / repeat / prefix strategies, `latent` the latent-domain `interp`, `moshi` the LM strategy (Moshi's LMModel, + LoRA), `lm` the LM loading.
 """
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ def build(strategy: str, *, lm=None, codec=None, profile: str | None = None, dev
     `force_cpu`. `moshi_kwargs` go to `MoshiRecovery` (temperature, top_k, seed, deadline_ms,
     prime_frames, feedback).
     """
-    if strategy not in ("interp", "moshi-mmse"):
+    from .registry import REGISTRY
+    if strategy not in REGISTRY:
+        raise ValueError(f"unknown recovery strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if not REGISTRY[strategy].uses_codec:
         codec = None                           # only the latent-space strategies use a codec
     if strategy == "zero":
         return ZeroRecovery(code=zero_code, fill_not_sent=fill_not_sent)

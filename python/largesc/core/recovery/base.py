@@ -26,13 +26,12 @@ import collections
 import numpy as np
 
 from ..link import frames
+from .registry import LATENCY, STRATEGIES  # noqa: F401  (the one table of strategies)
 
 K = frames.NUM_CODEBOOKS
 CARD = frames.CODEBOOK_SIZE
 KNOWN = np.array(frames.KNOWN_STATES, dtype=np.uint8)
 DECODABLE = np.array(frames.DECODABLE_STATES, dtype=np.uint8)
-STRATEGIES = ("zero", "repeat", "prefix", "interp", "moshi", "moshi-mmse")
-LATENCY = {"zero": 0, "repeat": 0, "prefix": 0, "interp": 1, "moshi": 1, "moshi-mmse": 1}   # frames each strategy holds
 _STATE_COUNTERS = {s: f"tokens_{n}" for s, n in frames.STATE_NAMES.items()}
 
 
