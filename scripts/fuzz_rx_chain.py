@@ -283,7 +283,7 @@ def examples(draw):
 def reference(cfg, messages, resyncs=None):
     """Frames the depacketizer must emit: (frames up to the eos flush, frames after it).
     resyncs: a list that gets the position in `before` of every resync's first frame."""
-    ra = Reassembler(d=cfg["d"], d_max=cfg["d_max"])
+    ra = Reassembler(d=cfg["d"], d_max=cfg["d_max"], packet_format="v1")    # the stream is v1
     before, after, eos = [], [], False
     for msg in messages:
         try:
@@ -399,7 +399,7 @@ def run_example(cfg, messages, timeout_s=None, eos_grace_s=0.05):
     lo = hi = len(ref_before)                  # the depacketizer drops what follows the eos mark
     tb = gr.top_block("fuzz_rx_chain")
     rx = largesc_rx(samp_rate=24000, profile="tiny", d=cfg["d"], d_max=cfg["d_max"],
-                    recovery=cfg["recovery"], seed=0, frame_by_frame=True)
+                    recovery=cfg["recovery"], seed=0, frame_by_frame=True, packet_format="v1")
     dep = rx.depacketizer
     dep.eos_grace_s = eos_grace_s
     errors = []

@@ -67,7 +67,7 @@ def test_clocked_duplicates_pass_the_strict_check(fuzz):
     rng = random.Random(5)
     pz = Packetizer(d=1, epoch=1)
     pkts = [pz.push([rng.randrange(2048) for _ in range(8)], 6, 0) for _ in range(300)]
-    ra = Reassembler(d=1, d_max=1, clocked=True, frame_period=1.0, timeout=2.0)
+    ra = Reassembler(d=1, d_max=1, clocked=True, frame_period=1.0, timeout=2.0, packet_format="v1")
     errors, state, t = [], fuzz.new_state(), 0.0
     for n, p in enumerate(pkts):
         for q in [p] + [pkts[max(0, n - rng.randrange(1, 6))] for _ in range(rng.randrange(3))]:

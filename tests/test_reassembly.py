@@ -7,7 +7,13 @@ from hypothesis import strategies as st
 
 from gnuradio.largesc.core.link import packet as P
 from gnuradio.largesc.core.link.frames import STATE_COPY, STATE_LOST, STATE_NOT_SENT, STATE_ORIGINAL
-from gnuradio.largesc.core.link.reassembly import Reassembler, frames_to_arrays
+from gnuradio.largesc.core.link.reassembly import Reassembler as _Reassembler
+from gnuradio.largesc.core.link.reassembly import frames_to_arrays
+
+
+def Reassembler(*args, packet_format="v1", **kwargs):      # noqa: N802 - the class, pinned to v1
+    """The streams here are v1 (P.Packetizer) unless a test names a format."""
+    return _Reassembler(*args, packet_format=packet_format, **kwargs)
 
 
 def make_stream(n_frames, d, rng, seq0=0, epoch=0):

@@ -52,7 +52,7 @@ class qa_depacketizer(gr_unittest.TestCase):
 
     def test_frames_in_order_with_states_and_eos(self):
         toks, pkts = packets(30)
-        dp = depacketizer(d=1, d_max=1, feedback_interval=10)
+        dp = depacketizer(d=1, d_max=1, feedback_interval=10, packet_format="v1")
         self._graph(dp)
         for n, p in enumerate(pkts):
             if n % 5 != 2:                              # lose frames 2, 7, 12, ...
@@ -85,7 +85,7 @@ class qa_depacketizer(gr_unittest.TestCase):
         which the reassembler would otherwise resync to)."""
         toks, pkts = packets(10)
         later = [Packetizer(d=1, epoch=2).push(toks[n].tolist(), 6, 0) for n in range(5)]
-        dp = depacketizer(d=1, d_max=1)
+        dp = depacketizer(d=1, d_max=1, packet_format="v1")
         self._graph(dp)
         for p in pkts:
             dp._post(PDUS, make_pdu(p, {}))
@@ -100,7 +100,7 @@ class qa_depacketizer(gr_unittest.TestCase):
 
     def test_upstream_done_without_eos_flushes_after_grace(self):
         toks, pkts = packets(5)
-        dp = depacketizer(d=1, d_max=2, eos_grace_s=0.1)
+        dp = depacketizer(d=1, d_max=2, eos_grace_s=0.1, packet_format="v1")
         self._graph(dp)
         for p in pkts[:4]:
             dp._post(PDUS, make_pdu(p, {}))
@@ -114,7 +114,7 @@ class qa_depacketizer(gr_unittest.TestCase):
 
     def test_clocked_mode_declares_silent_frames_lost(self):
         _, pkts = packets(3)
-        dp = depacketizer(d=1, d_max=1, clocked=True, timeout_ms=100)
+        dp = depacketizer(d=1, d_max=1, clocked=True, timeout_ms=100, packet_format="v1")
         self._graph(dp)
         self.tb.start()
         for p in pkts:
