@@ -141,6 +141,10 @@ class packet_erasure_channel(gr.basic_block):
         self.counters["bad_messages"] += 1
         self._log.warn(kind, f"dropped a message: {text or kind}")
 
+    def start(self):
+        self.end.reset()                  # a top block can be stopped and started again
+        return True
+
     def stop(self):
         self.end.cancel()
         publish_final_stats(self, STATS)

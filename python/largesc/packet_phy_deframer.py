@@ -151,6 +151,10 @@ class packet_phy_deframer(gr.basic_block):
         except Exception as exc:                            # noqa: BLE001
             self._bad("system", f"system message: {exc}")
 
+    def start(self):
+        self.end.reset()                  # a top block can be stopped and started again
+        return True
+
     def _bad(self, kind, text=None):
         self.counters["bad_messages"] += 1
         self._log.warn(kind, f"dropped a message: {text or kind}")

@@ -148,6 +148,10 @@ class packet_phy_framer(gr.basic_block):
         self.counters["bad_messages"] += 1
         self._log.warn(kind, f"dropped a message: {text or kind}")
 
+    def start(self):
+        self.end.reset()                  # a top block can be stopped and started again
+        return True
+
     def stop(self):
         self.end.cancel()
         return True

@@ -182,6 +182,40 @@ class qa_depacketizer(gr_unittest.TestCase):
             self.assertEqual(ctl.get_stats()["frames"], run * n_frames)
         self.assertEqual(dp.get_stats()["eos"], 2)
 
+    def test_restart_through_the_erasure_channel(self):
+        """controller -> packet_erasure_channel -> depacketizer, run twice: the channel's end of
+        stream is reset in start() too (the second run used to hang in the channel)."""
+        import threading
+
+        from .packet_erasure_channel import packet_erasure_channel
+        n_frames = 30
+        toks = np.random.default_rng(5).integers(0, 2048, size=(n_frames, 8)).astype(np.int32)
+        s0 = blocks.vector_source_i(toks.ravel().tolist(), False, 8)
+        s1 = blocks.vector_source_f([-20.0] * n_frames, False)
+        ctl = adaptive_controller(bandwidth_bps=1100.0, d=1, loss_rate=0.0)
+        ch = packet_erasure_channel("bernoulli", 0.0, eos_grace_s=0.2)
+        dp = depacketizer(d=1, d_max=1, eos_grace_s=0.5)
+        self._graph(dp)
+        self.tb.connect(s0, (ctl, 0))
+        self.tb.connect(s1, (ctl, 1))
+        self.tb.msg_connect(ctl, "pdus", ch, "pdus")
+        self.tb.msg_connect(ch, "pdus", dp, "pdus")
+        for run in (1, 2):
+            if run == 2:
+                s0.rewind()
+                s1.rewind()
+            self.tb.start()
+            waiter = threading.Thread(target=self.tb.wait)
+            waiter.start()
+            waiter.join(20.0)
+            if waiter.is_alive():                     # hung: stop it so the test can fail
+                self.tb.stop()
+                waiter.join()
+                self.fail(f"run {run} did not end by itself")
+            out, st = self._out()
+            self.assertEqual(out.shape, (run * n_frames, 8))
+        self.assertEqual(ch.get_stats()["sent"], 2 * n_frames)
+
     def test_compact_long_outage_and_leading_loss_keep_the_timeline(self):
         """Compact format (9-bit seq): 100 lost leading packets and an outage of 300 frames.
         With the controller's `frame` metadata the output is 1500 frames, each in its place
