@@ -204,3 +204,29 @@ def test_recovery_choices_agree_with_the_registry():
     found = [c for p in (cli.build_parser(), run_options.build_parser(), eval_cli.build_parser())
              for c in recovery_choices(p)]
     assert len(found) >= 3 and all(c == CHOICES for c in found), found
+
+
+def test_block_port_names_come_from_gr_support():
+    """Port names are defined once (gr_support/ports.py): no block registers, connects or
+    publishes on a string literal."""
+    import re
+    pat = re.compile(r"(message_port_register_(?:hier_)?(?:in|out)|message_port_pub)\(\s*[\"']"
+                     r"|msg_connect\([^)]*[\"'](?:pdus|feedback|stats|ctrl)[\"']")
+    bad = []
+    for f in sorted((REPO / "python" / "largesc").glob("*.py")):
+        if f.name.startswith("qa_"):
+            continue
+        for i, line in enumerate(f.read_text().splitlines(), 1):
+            if pat.search(line):
+                bad.append(f"{f.name}:{i}: {line.strip()}")
+    assert not bad, "\n".join(bad)
+
+
+def test_docs_do_not_cite_issue_numbers():
+    """Docs and docstrings describe behaviour, not the tracker's issue numbers (those change)."""
+    import re
+    pat = re.compile(r"\bissues? \d+\b", re.IGNORECASE)     # (upstream ones are cited as "GNU Radio issue #N")
+    files = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), *sorted((REPO / "python").rglob("*.py"))]
+    bad = [f"{f.relative_to(REPO)}:{i}" for f in files for i, line in enumerate(f.read_text().splitlines(), 1)
+           if pat.search(line)]
+    assert not bad, bad

@@ -40,6 +40,7 @@ from .gr_support.block_params import (
     check_top_k,
 )
 from .gr_support.latency import rx_latency_ms, sub_frame_delay_samples
+from .gr_support.ports import FEEDBACK_PORT, PDUS_PORT
 from .gr_support.rates import check_samp_rate, rational_ratio
 from .gr_support.stage_timing import StageTimer
 
@@ -159,10 +160,10 @@ class largesc_rx(gr.hier_block2):
                                                               taps=[], fractional_bw=0)
             self.connect(self.decoder, self.resampler, self)
 
-        self.message_port_register_hier_in("pdus")
-        self.msg_connect(self, "pdus", self.depacketizer, "pdus")
-        self.message_port_register_hier_out("feedback")
-        self.msg_connect(self.depacketizer, "feedback", self, "feedback")
+        self.message_port_register_hier_in(PDUS_PORT)
+        self.msg_connect(self, PDUS_PORT, self.depacketizer, PDUS_PORT)
+        self.message_port_register_hier_out(FEEDBACK_PORT)
+        self.msg_connect(self.depacketizer, FEEDBACK_PORT, self, FEEDBACK_PORT)
         self._progress = (0, 0)
 
     # ------------------------------------------------------------ callbacks (GRC)

@@ -48,7 +48,7 @@ class packet_phy_rx(gr.hier_block2):
         self.deframer = packet_phy_deframer(eos_grace_s)
         self.deframer.times = self.times
         self.connect(self, self.clock, self.demod, self.sync, self.timer, self.corr, self.pack, self.to_pdu)
-        self.msg_connect(self.to_pdu, "pdus", self.crc, "in")
+        self.msg_connect(self.to_pdu, PDUS_PORT, self.crc, "in")          # gr-pdu and crc_check: their own port names
         self.msg_connect(self.crc, "ok", self.deframer, PDUS_PORT)
         self.msg_connect(self.crc, "fail", self.deframer, FAIL_PORT)
         self.message_port_register_hier_out(PDUS_PORT)

@@ -5,12 +5,13 @@ per-codebook states (frames.STATE_*), as the depacketizer emits them. Outputs: t
 streams, complete: filled codebooks carry STATE_GENERATED (or STATE_FALLBACK), known tokens are
 untouched, output frame k is input frame k.
 
-Latency and end of stream. The `moshi` strategy finishes frame k one LM step later (moshi delays
-acoustic codebooks by one step), so the block holds one frame back. GNU Radio tells a block
+Latency and end of stream. Strategies that look one frame ahead (`moshi`, `moshi-mmse`,
+`interp`; core/recovery/registry.py) finish frame k one frame later, so the block holds one
+frame back. GNU Radio tells a block
 nothing when its upstream finishes, so the end of a stream is marked in-band: a stream tag with
 key ``eos`` on the last frame (either input) makes the block finish that frame in the same
 call, pass the tag on with it, and start the next stream afresh. Without the tag the last frame
-of a `moshi` stream stays held back. The baselines (zero, repeat, prefix) hold nothing back.
+of such a stream stays held back. The baselines (zero, repeat, prefix) hold nothing back.
 
 Input tags are re-emitted at the same item offset (output k = input k); frames with filled
 tokens get a ``generated`` or ``fallback`` tag whose value is the number of such tokens.
@@ -35,6 +36,7 @@ from .gr_support.block_params import (
     check_temperature,
     check_top_k,
 )
+from .gr_support.ports import STATS
 from .gr_support.stage_timing import StageEvent, StageObservers
 from .gr_support.stats import RateLimitedLog, stats_to_pmt
 
@@ -44,7 +46,6 @@ MAX_PRIME_FRAMES = 256
 
 
 EOS = pmt.intern("eos")
-STATS = pmt.intern("stats")
 TAG_GENERATED = pmt.intern("generated")
 TAG_FALLBACK = pmt.intern("fallback")
 
@@ -74,7 +75,7 @@ class token_recovery(gr.basic_block):
 
     Every parameter is checked at construction (the sampling ones also by their setters); a
     bad value raises ValueError naming it, before any model is loaded. profile must be an LM
-    profile (tiny, kyutai-arch, kyutai) for `moshi`; the baselines ignore it.
+    profile (core/profiles.py LM_PROFILES) for `moshi` / `moshi-mmse`; the baselines ignore it.
     """
 
     def __init__(self, profile=DEFAULT_PROFILE, strategy="auto", temperature=0.8, top_k=250, seed=0,
