@@ -20,6 +20,8 @@ steps in OUT/checkpoint_NNNNNN/; `--resume` continues from the newest one. Sever
 Output (OUT): the peft adapter (adapter_config.json + adapter_model.safetensors), moshi's format
 in OUT/moshi/ (lora.safetensors + config.json, every Linear present so moshi.server loads it
 too), and largesc.json (base profile and seed). `token_recovery(lora=OUT)` loads either.
+The default base is `mini-v1` (core/profiles.py DEFAULT_LM_PROFILE): the default `mini` codec
+(v2) has no LM yet.
 """
 from __future__ import annotations
 
