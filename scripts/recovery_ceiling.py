@@ -2,11 +2,12 @@
 """The recovery ceiling: what each recovery strategy gives against the oracle, per condition.
 
     .venv/bin/python scripts/recovery_ceiling.py --out docs/recovery/ceiling-mini \
-        [--profile mini] [--strategies zero,prefix,repeat,interp,moshi,oracle] [--utterances N]
+        [--profile mini] [--strategies zero,prefix,repeat,interp,latent,oracle] [--utterances N] [--jobs 2]
 
 LargeSC with UEP on (the adaptive controller), at B = 1100 and 2062.5 bps, under Bernoulli p in
 {0.1, 0.2, 0.4} and Gilbert-Elliott bursts (mean 160 ms and 400 ms, p = 0.2), on the held-out
-speech set (`gr-largesc eval prepare --set heldout`). Every strategy sees the same loss trace per
+speech set `unseen` (64 clips of unseen speakers, evaluation/speech.py; `--speech heldout` for the
+older 20-clip set). Every strategy sees the same loss trace per
 utterance (the eval harness's common trace), so differences are paired. `oracle` fills every
 lost token with the true one: the most any recovery can give at that allocation.
 
@@ -15,8 +16,9 @@ log-spectral distance (dB, 80 ms frames, 16 kHz, log-mel) between the input and 
 frames the channel left whole (class 0), partial (codebook 0 known, e.g. from a copy: class 1)
 and lost (codebook 0 lost: class 2).
 
-Writes results.jsonl (one line per utterance x condition x B x strategy; a rerun skips what is
-done, so a killed run resumes), results.csv (the eval harness's columns, for
+Writes tasks/<run>/<utterance>.jsonl per utterance as it finishes (dask LocalCluster, --jobs
+workers; a rerun skips those done, so a killed run resumes), results.jsonl (their lines: one per
+utterance x condition x B x strategy), results.csv (the eval harness's columns, for
 scripts/paired_compare.py) and summary.md (means, and paired differences against `repeat` and
 `oracle` with 95 % bootstrap intervals).
 """
@@ -61,50 +63,75 @@ def class_lsd(ref: np.ndarray, deg: np.ndarray, frame_class: np.ndarray) -> dict
             for i, c in enumerate(CLASSES)}
 
 
-def run(args) -> None:
-    from gnuradio.largesc.evaluation import largesc_system, losstrace, metrics, speech
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    done_path = out / "results.jsonl"
-    done = set()
-    if done_path.is_file():
-        for line in done_path.read_text().splitlines():
-            r = json.loads(line)
-            done.add((r["utterance"], r["condition"], r["bandwidth_bps"], r["strategy"]))
-    utts = speech.load(speech.resolve(args.speech), args.utterances)
-    strategies = args.strategies.split(",")
+def utterance_rows(u: dict, args) -> list[dict]:
+    """Every condition x B x strategy of one utterance (one task)."""
+    import os
+    for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(v, "1")
+    from gnuradio.largesc.evaluation import largesc_system, losstrace, metrics
+    x = u["audio"]
+    dur = len(x) / 16000
     bws = [float(b) for b in args.bandwidths.split(",")]
     mets = tuple(args.metrics.split(","))
+    y0, _ = largesc_system.run(x, losstrace.LossTrace.none(int(dur * 50) + 100), profile=args.profile,
+                               bandwidth_bps=bws[0], recovery="repeat")
+    lag = metrics.estimate_lag(x, y0)
+    rows = []
+    for model, p, burst in CONDITIONS:
+        trace = losstrace.make_trace(u["id"], dur, model, p, args.seed, burst)
+        for bw in bws:
+            for s in args.strategies.split(","):
+                y, info = largesc_system.run(x, trace, profile=args.profile, bandwidth_bps=bw, p=p,
+                                             recovery=s, seed=args.seed)
+                sc = metrics.score(x, y, lag, u.get("text", ""), mets, seed=args.seed)
+                r, dd = metrics.shift(x, y, lag)
+                sc.update(class_lsd(r, dd, info["frame_class"]))
+                fc = np.bincount(info["frame_class"], minlength=3)
+                rows.append({"utterance": u["id"], "group": u.get("group", ""), "condition": cond_name(model, p, burst),
+                             "loss_model": model, "p": p, "burst_ms": burst, "bandwidth_bps": bw, "strategy": s,
+                             "payload_bps": info["payload_bps"], "frames": dict(zip(CLASSES, fc.tolist())),
+                             "scores": sc})
+    return rows
+
+
+def _task(u: dict, args, path: str) -> int:
+    rows = utterance_rows(u, args)
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    tmp.replace(path)
+    return len(rows)
+
+
+def run(args) -> None:
+    """One task per utterance, each written to tasks/<utterance>.jsonl when done (a rerun skips
+    them: a killed run resumes), on a dask LocalCluster of --jobs workers (or in this process
+    with --jobs 1); then results.jsonl is their concatenation and summary.md is rewritten."""
+    from gnuradio.largesc.evaluation import speech
+    out = Path(args.out)
+    tasks = out / "tasks" / f"{args.profile}_{args.strategies.replace(',', '-')}_{args.bandwidths}_{args.seed}"
+    tasks.mkdir(parents=True, exist_ok=True)
+    utts = speech.load(speech.resolve(args.speech), args.utterances)
+    todo = [(u, tasks / (u["id"] + ".jsonl")) for u in utts if not (tasks / (u["id"] + ".jsonl")).is_file()]
     t0 = time.time()
-    with open(done_path, "a") as f:
+    print(f"{len(utts)} utterances, {len(todo)} to run ({tasks})", file=sys.stderr)
+    if todo and args.jobs > 1:
+        from dask.distributed import Client, LocalCluster, as_completed
+        with LocalCluster(n_workers=args.jobs, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            futs = [client.submit(_task, u, args, str(path), pure=False) for u, path in todo]
+            for i, f in enumerate(as_completed(futs), 1):
+                f.result()
+                if not args.quiet:
+                    print(f"[{time.time() - t0:7.0f} s] {i}/{len(todo)} utterances", file=sys.stderr)
+    else:
+        for i, (u, path) in enumerate(todo, 1):
+            _task(u, args, str(path))
+            if not args.quiet:
+                print(f"[{time.time() - t0:7.0f} s] {i}/{len(todo)} {u['id']}", file=sys.stderr)
+    with open(out / "results.jsonl", "w") as f:
         for u in utts:
-            x = u["audio"]
-            dur = len(x) / 16000
-            y0, _ = largesc_system.run(x, losstrace.LossTrace.none(int(dur * 50) + 100), profile=args.profile,
-                                       bandwidth_bps=bws[0], recovery="repeat")
-            lag = metrics.estimate_lag(x, y0)
-            for model, p, burst in CONDITIONS:
-                trace = losstrace.make_trace(u["id"], dur, model, p, args.seed, burst)
-                for bw in bws:
-                    for s in strategies:
-                        key = (u["id"], cond_name(model, p, burst), bw, s)
-                        if key in done:
-                            continue
-                        y, info = largesc_system.run(x, trace, profile=args.profile, bandwidth_bps=bw, p=p,
-                                                     recovery=s, seed=args.seed)
-                        sc = metrics.score(x, y, lag, u.get("text", ""), mets, seed=args.seed)
-                        r, dd = metrics.shift(x, y, lag)
-                        sc.update(class_lsd(r, dd, info["frame_class"]))
-                        fc = np.bincount(info["frame_class"], minlength=3)
-                        row = {"utterance": u["id"], "condition": key[1], "loss_model": model, "p": p,
-                               "burst_ms": burst, "bandwidth_bps": bw, "strategy": s,
-                               "payload_bps": info["payload_bps"], "frames": dict(zip(CLASSES, fc.tolist())),
-                               "scores": sc}
-                        f.write(json.dumps(row) + "\n")
-                        f.flush()
-                        if not args.quiet:
-                            print(f"[{time.time() - t0:7.0f} s] {u['id']} {key[1]} B={bw:g} {s}: "
-                                  + ", ".join(f"{k} {v:.3f}" for k, v in sc.items()), file=sys.stderr)
+            f.write((tasks / (u["id"] + ".jsonl")).read_text())
+    (out / "wall_time.txt").write_text(f"{time.time() - t0:.0f} s for {len(todo)} utterances with --jobs {args.jobs}\n")
     summarise(out)
 
 
@@ -138,14 +165,14 @@ def summarise(out: Path, strategies: list[str] | None = None) -> None:
     rng = np.random.default_rng(0)
     metrics = sorted({k[2] for k in table}, key=lambda m: (m.startswith("lsd"), m))
     lines = [f"# Recovery ceiling ({len({r['utterance'] for r in rows})} utterances)", "",
-             "Means per strategy; `Δ repeat` and `Δ oracle`: paired mean difference of the best non-oracle "
+             "Means per strategy; `Δ repeat`, `Δ prefix` and `Δ oracle`: paired mean difference of the best non-oracle "
              "strategy, with its 95 % bootstrap interval. WER and LSD (dB): lower is better. Frame classes: "
              "whole / partial (codebook 0 known) / lost.", ""]
     for cond, bw in sorted({(k[0], k[1]) for k in table}):
         fc = frames_by[(cond, bw)]
         lines += [f"## {cond}, B = {bw:g} bps (frames whole / partial / lost: {fc[0]} / {fc[1]} / {fc[2]})", "",
-                  "| metric | " + " | ".join(strategies) + " | best | Δ repeat [95 % CI] | Δ oracle [95 % CI] |",
-                  "|---|" + "---|" * (len(strategies) + 3)]
+                  "| metric | " + " | ".join(strategies) + " | best | Δ repeat [95 % CI] | Δ prefix [95 % CI] | Δ oracle [95 % CI] |",
+                  "|---|" + "---|" * (len(strategies) + 4)]
         for m in metrics:
             per = table[(cond, bw, m)]
             means = {s: np.nanmean(list(per[s].values())) if per.get(s) else float("nan") for s in strategies}
@@ -164,7 +191,7 @@ def summarise(out: Path, strategies: list[str] | None = None) -> None:
                 lo, hi = _boot(d, rng)
                 return f"{d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]"
             lines.append(f"| {m} | " + " | ".join(f"{means[s]:.3f}" for s in strategies)
-                         + f" | {best} | {diff(best, 'repeat')} | {diff(best, 'oracle')} |")
+                         + f" | {best} | {diff(best, 'repeat')} | {diff(best, 'prefix')} | {diff(best, 'oracle')} |")
         lines.append("")
     (out / "summary.md").write_text("\n".join(lines))
     print(f"wrote {out / 'summary.md'}", file=sys.stderr)
@@ -174,10 +201,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
     ap.add_argument("--profile", default=DEFAULT_PROFILE, help="codec + LM profile")
-    ap.add_argument("--strategies", default="zero,prefix,repeat,interp,moshi,oracle")
+    ap.add_argument("--strategies", default="zero,prefix,repeat,interp,latent,oracle")
     ap.add_argument("--bandwidths", default="1100,2062.5")
     ap.add_argument("--metrics", default="stoi,plcmos,visqol,wer")
-    ap.add_argument("--speech", default="heldout")
+    ap.add_argument("--speech", default="unseen", help="speech set (evaluation/speech.py) or manifest")
+    ap.add_argument("--jobs", type=int, default=2, help="dask LocalCluster workers (1: in this process)")
     ap.add_argument("--utterances", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--summary-only", action="store_true")

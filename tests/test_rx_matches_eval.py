@@ -19,6 +19,7 @@ from gnuradio.largesc.core.link.packet import Packetizer
 from gnuradio.largesc.core.link.reassembly import Reassembler, frames_to_arrays
 from gnuradio.largesc.core.profiles import DEFAULT_PROFILE, LM_PROFILES
 from gnuradio.largesc.core.recovery import STRATEGIES, build, recover
+from gnuradio.largesc.core.recovery.registry import REGISTRY
 from gnuradio.largesc.evaluation import largesc_system as ls
 from gnuradio.largesc.gr_support.latency import decoder_delay_frames
 
@@ -57,7 +58,7 @@ def eval_path(kept, nfr, strategy, fill_not_sent):
     out += ra.flush(until=nfr)
     tokens, states = frames_to_arrays(out[:nfr])
     kw = {"fill_not_sent": fill_not_sent} if strategy != "prefix" else {}
-    if strategy in ("interp", "moshi-mmse"):
+    if REGISTRY[strategy].uses_codec:
         kw["codec"] = codec
     if strategy.startswith("moshi"):
         kw.update(profile=LM, seed=SEED)
@@ -89,8 +90,8 @@ def block_path(kept, nfr, strategy, fill_not_sent):
     return y[lead:], st
 
 
-# prefix never fills not-sent codebooks: one case covers it
-CASES = [(s, f) for s in STRATEGIES for f in (True, False) if not (s == "prefix" and f)]
+# prefix and latent never fill not-sent codebooks: one case covers each
+CASES = [(s, f) for s in STRATEGIES for f in (True, False) if not (s in ("prefix", "latent") and f)]
 
 
 @pytest.mark.parametrize("strategy,fill_not_sent", CASES)
@@ -100,7 +101,7 @@ def test_block_output_equals_the_evaluation(link, strategy, fill_not_sent):
     y_blk, st_blk = block_path(kept, nfr, strategy, fill_not_sent)
     assert st_blk.shape == st_eval.shape and (st_blk == st_eval).all()
     unfilled = ~np.isin(st_eval, frames.DECODABLE_STATES)
-    if strategy == "prefix" or not fill_not_sent:
+    if strategy in ("prefix", "latent") or not fill_not_sent:
         assert unfilled.any()              # the case that the decoder must decode as a prefix
     # the decoder's streaming output stops its look-ahead short of the end: compare what came out
     n = len(y_blk)

@@ -1,7 +1,7 @@
 """GNU Radio hier block: LargeSC receiver (packets in on `pdus` -> audio out).
 
 Chain: `pdus` -> depacketizer (reassembly, one frame per stream item, loss feedback) ->
-token recovery (zero / repeat / prefix / interp / moshi / moshi-mmse) -> Mimi decoder (each frame
+token recovery (auto / zero / repeat / prefix / interp / latent / moshi / moshi-mmse) -> Mimi decoder (each frame
 decodes its decodable prefix: the leading codebooks received or filled, from recovery's states)
 -> [rational resampler 24 kHz -> samp_rate] -> audio.
 
@@ -58,7 +58,7 @@ class largesc_rx(gr.hier_block2):
             resampler (filter.rational_resampler_fff).
         profile: model profile of the Mimi decoder and of the `moshi` recovery LM.
         d: redundancy (copy) distance the sender uses.  d_max: frames to wait for copies (>= d).
-        recovery: zero | repeat | prefix | interp | moshi | moshi-mmse (interp and the Moshi LM
+        recovery: auto | zero | repeat | prefix | interp | latent | moshi | moshi-mmse (interp, latent and the LM
             strategies hold one frame).
         num_codebooks: codebooks decoded (a prefix, 1..8).
         clocked: declare frames lost by wall-clock deadline (live links); False for file runs.

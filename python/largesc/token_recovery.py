@@ -5,7 +5,7 @@ per-codebook states (frames.STATE_*), as the depacketizer emits them. Outputs: t
 streams, complete: filled codebooks carry STATE_GENERATED (or STATE_FALLBACK), known tokens are
 untouched, output frame k is input frame k.
 
-Latency and end of stream. Strategies that look one frame ahead (`moshi`, `moshi-mmse`,
+Latency and end of stream. Strategies that look one frame ahead (`moshi`, `moshi-mmse`, `latent`,
 `interp`; core/recovery/registry.py) finish frame k one frame later, so the block holds one
 frame back. GNU Radio tells a block
 nothing when its upstream finishes, so the end of a stream is marked in-band: a stream tag with
@@ -56,7 +56,7 @@ class token_recovery(gr.basic_block):
     Args:
         profile: the model profile (core/profiles.py); an LM profile for `moshi` / `moshi-mmse`.
         strategy: auto (the profile's measured best, profiles.AUTO_RECOVERY) | zero | repeat |
-            prefix | interp | moshi | moshi-mmse.
+            prefix | interp | latent | moshi | moshi-mmse.
         temperature: sampling temperature in [0, 10] (0: greedy).  top_k: 0..2048 (0: no
             top-k cut, sample the whole distribution).
         seed: sampling seed 0..2**32-1 (same seed, same input -> same output bytes).
@@ -71,7 +71,7 @@ class token_recovery(gr.basic_block):
         force_cpu: run a full-size LM on CPU anyway (far slower than real time).
         stats_interval: 1..10**6 frames.  prime_frames: 1..256 steps replayed after a fault.
         feedback: masked | sampled (what the LM sees where a token was not received).
-        codec: (Python only) the decoder's TokenCodec for interp / moshi-mmse; None: the profile's.
+        codec: (Python only) the decoder's TokenCodec for interp / latent / moshi-mmse; None: the profile's.
 
     Every parameter is checked at construction (the sampling ones also by their setters); a
     bad value raises ValueError naming it, before any model is loaded. profile must be an LM

@@ -163,6 +163,7 @@ DELEGATED = {
     "train-codec": ("gnuradio.largesc.training.train_codec", "train the mini token codec (resumable)"),
     "cache-dred": ("gnuradio.largesc.training.dred_cache", "cache Opus DRED latents + LPCNet features of the corpus (mini v2)"),
     "train-codec2": ("gnuradio.largesc.training.train_mini2", "fit the mini v2 codec (DRED latents + state codebook, FARGAN)"),
+    "train-latent": ("gnuradio.largesc.training.train_latent", "train the latent recovery predictor on the mini codec's tokens"),
     "eval-codec": ("gnuradio.largesc.evaluation.codec_compare",
                    "clean-channel codec comparison on >= 40 unseen clips (v1, v2 windows, Codec 2; paired)"),
     "train-lm": ("gnuradio.largesc.training.train_lm", "train the mini LM on mini tokens (resumable)"),

@@ -5,7 +5,7 @@
       -> Packetizer (one 80 ms frame per packet, copy distance d)
       -> loss trace (packet of frame f spans [80 f, 80 f + 80) ms)
       -> Reassembler (sequence-clocked, flush to the sent frame count)
-      -> token recovery (moshi | interp | repeat | zero | prefix | oracle)
+      -> token recovery (moshi | interp | latent | repeat | zero | prefix | oracle)
       -> codec.decode with the per-frame decodable prefix -> 24 kHz -> 16 kHz
 
 Allocation variants (the ablations):
@@ -38,6 +38,7 @@ from ..core.link.packet import Packetizer
 from ..core.link.packet_formats import get_format
 from ..core.link.reassembly import Reassembler, frames_to_arrays
 from ..core.profiles import DEFAULT_PROFILE, MINI_FAMILY
+from ..core.recovery.registry import REGISTRY
 
 log = logging.getLogger(__name__)
 FS = 16000
@@ -67,8 +68,8 @@ def get_recovery(strategy: str, profile: str, lora: str | None = None, temperatu
             kw = {"profile": profile, "lora": lora, **({} if temperature is None else {"temperature": temperature})}
             if strategy == "moshi-mmse":
                 kw["codec"] = get_codec(profile)
-        elif strategy == "interp":
-            kw = {"codec": get_codec(profile)}
+        elif strategy in REGISTRY and REGISTRY[strategy].uses_codec:
+            kw = {"codec": get_codec(profile), **({"profile": profile} if strategy == "latent" else {})}
         _RECOVERY[key] = build_recovery(strategy, **kw)
     return _RECOVERY[key]
 

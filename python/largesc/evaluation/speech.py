@@ -16,7 +16,11 @@ limited to 4 kHz), with a manifest.json: [{id, path, text, source, licence, seco
 Sets: ``heldout`` (all of the above that are available), ``quick`` (4 utterances: LibriVox 0880
 and 0890, the first two held-out Allison prompts of 2.5-8 s; the bundled clip replaces what is
 missing), ``test`` (the bundled clip and LibriVox 0880, or a second bundled excerpt without
-transcript if the sdist is unavailable), ``bundled`` (the bundled clip alone: no download).
+transcript if the sdist is unavailable), ``bundled`` (the bundled clip alone: no download),
+``unseen`` (64 clips of speakers no model here trained on, from the training corpus's held-out
+split: its 20 English clips with transcripts, 4 clips of each of the 8 game characters held out
+whole and 12 of the fr-CA speaker, the selection of `gr-largesc eval-codec`; needs
+`gr-largesc prepare-corpus` first).
 """
 from __future__ import annotations
 
@@ -46,7 +50,8 @@ BUNDLED_TEXT = "unless to be rather cold hearted and rather selfish is to be ill
 SDIST = "pocketsphinx-5.1.1.tar.gz"
 ALLISON_DIR = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
 ALLISON_TEXT = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
-SETS = ("heldout", "quick", "test", "bundled")
+SETS = ("heldout", "quick", "test", "bundled", "unseen")
+UNSEEN_GAME_PER_SPEAKER, UNSEEN_FR = 4, 12
 LICENCES = {
     "librivox": "public domain (LibriVox); pocketsphinx sdist BSD-2-Clause",
     "cards": "BSD-2-Clause (CMU Sphinx)",
@@ -188,6 +193,25 @@ def _allison_items(out: Path, min_s: float = 1.5, max_s: float = 12.0) -> list[d
     return rows
 
 
+def _unseen_items(out: Path, corpus: Path | None = None) -> list[dict]:
+    """The `unseen` set from the corpus's held-out split (evaluation/codec_compare.py's selection)."""
+    from ..training.corpus import DEFAULT_OUT
+    from .codec_compare import select_clips
+    corpus = Path(corpus) if corpus else DEFAULT_OUT
+    if not (corpus / "manifest.jsonl").is_file():
+        raise FileNotFoundError(f"speech set 'unseen' needs the training corpus in {corpus}: run "
+                                "`gr-largesc prepare-corpus --no-synth` first")
+    rows = []
+    for r in select_clips(corpus, UNSEEN_GAME_PER_SPEAKER, UNSEEN_FR):
+        x, rate = read_wav(corpus / r["path"])
+        uid = f"{r['group']}_" + Path(r["path"]).stem.replace(" ", "_")
+        text = r.get("text", "") if r["group"] == "en" else ""      # Whisper-base WER on English only
+        rows.append({**_save(out, uid, x, rate, text, f"corpus {r['path']} ({r.get('source', '')})",
+                             r.get("licence", "see training/corpus.py")), "group": r["group"],
+                     "speaker": r.get("speaker", "")})
+    return rows
+
+
 def _bundled_items(out: Path) -> list[dict]:
     x, r = read_wav(BUNDLED)
     return [_save(out, "bundled_librivox_0890", x, r, BUNDLED_TEXT,
@@ -207,6 +231,8 @@ def prepare(name: str = "heldout", cache: Path | None = None, out: Path | None =
     rows: list[dict] = []
     if name == "bundled":
         rows = _bundled_items(out)
+    elif name == "unseen":
+        rows = _unseen_items(out)
     else:
         sd = fetch_sdist(cache)
         sd_rows = _sdist_items(out, sd) if sd else []

@@ -12,13 +12,14 @@ from .baselines import PrefixRecovery, RepeatRecovery, ZeroRecovery  # noqa: F40
 def build(strategy: str, *, lm=None, codec=None, profile: str | None = None, device: str = "cpu",
           lora: str | None = None, lm_weights: str | None = None, lm_config: str | None = None,
           lm_seed: int = 0, force_cpu: bool = False, fill_not_sent: bool = True,
-          zero_code: int = 0, **moshi_kwargs) -> Recovery:
+          zero_code: int = 0, latent_weights: str | None = None, **moshi_kwargs) -> Recovery:
     """A strategy by name (`STRATEGIES`), with its model for `moshi`.
 
     `moshi-mmse` is `moshi` with the soft decision (the token nearest the LM's expected
     codebook vector, MmseSampler), which needs the codec of `profile` (or `codec=`) too.
-    `interp` works in the codec's quantizer space: it takes a codec object (`codec=`) or loads
-    the codec of `profile`. `moshi` takes an LM object (`lm=`), or loads the LM of `profile` (default: the default
+    `interp` and `latent` work in the codec's quantizer space: they take a codec object (`codec=`)
+    or load the codec of `profile`; `latent` loads its predictor from models/<profile>/recovery/latent
+    (or `latent_weights`) and, like `prefix`, never fills not-sent codebooks. `moshi` takes an LM object (`lm=`), or loads the LM of `profile` (default: the default
     profile, core.profiles) + LoRA; the full-size profiles refuse to start on CPU unless
     `force_cpu`. `moshi_kwargs` go to `MoshiRecovery` (temperature, top_k, seed, deadline_ms,
     prime_frames, feedback).
@@ -41,6 +42,15 @@ def build(strategy: str, *, lm=None, codec=None, profile: str | None = None, dev
             from ..profiles import DEFAULT_PROFILE
             codec = load_codec(profile or DEFAULT_PROFILE, device=device)
         return InterpRecovery(codec, fill_not_sent=fill_not_sent)
+    if strategy == "latent":
+        from ..profiles import DEFAULT_PROFILE
+        from .latent import LatentRecovery, predictor_dir
+        from .latent_predictor import load_predictor
+        profile = profile or DEFAULT_PROFILE
+        if codec is None:
+            from ..codec import load_codec
+            codec = load_codec(profile, device=device)
+        return LatentRecovery(codec, load_predictor(latent_weights or predictor_dir(profile)))
     if strategy == "moshi-mmse":              # soft decision: the LM's expected codebook vector
         strategy, moshi_kwargs["mmse"] = "moshi", True
     if strategy != "moshi":

@@ -8,8 +8,16 @@ repeating one frame; repeating has the larger latent error). Known codebooks (or
 copies) are kept, and the target only chooses the codebooks after them. It needs the codec's
 `dequantize` / `requantize` (core/codec/rvq.py), not a model: the baseline that a generative
 strategy has to beat (docs/recovery.md).
+
+`latent` (the learned predictor, latent_predictor.py): the same one-frame hold and re-quantization,
+with the target predicted by an MLP from the last frames out, the frame's known prefix and the
+next frame (received tokens, including its state codebook, which carries the lost frame's past).
+Like `prefix`, it fills lost codebooks only, not those the sender left out (fill_not_sent off:
+filling them too scored lower at p = 0.2 and in bursts, docs/recovery.md).
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -87,3 +95,56 @@ class InterpRecovery(Recovery):
         own = self._vector(tokens, m)
         rest = [self._vector(t, n) - self._vector(t, m) for t, n in neighbours if n > m]
         return own + (np.mean(rest, axis=0) if rest else 0.0)
+
+
+class LatentRecovery(Recovery):
+    """The learned latent predictor with a one-frame hold (see the module docstring)."""
+
+    name = "latent"
+    latency = 1
+
+    def __init__(self, codec, predictor):
+        super().__init__(fill_not_sent=False)          # measured: filling them lowers PLCMOS (docs/recovery.md)
+        if not hasattr(codec, "requantize"):
+            raise ValueError("strategy 'latent' needs a codec with dequantize/requantize (core/codec)")
+        cfg = predictor.cfg
+        dim = codec.dequantize(np.zeros((K, 1), np.int64)).shape[0]
+        if cfg.dim != dim or cfg.num_codebooks != K:
+            raise ValueError(f"latent predictor is for {cfg.dim}-d vectors x {cfg.num_codebooks} codebooks; "
+                             f"the codec has {dim}-d x {K}: train it for this codec (gr-largesc train-latent)")
+        self.codec, self.model = codec, predictor
+        self.reset()
+
+    def reset(self) -> None:
+        self._held = None
+        self._past = np.zeros((self.model.cfg.context, self.model.cfg.dim), np.float32)
+
+    def _push(self, tokens, states):
+        held, self._held = self._held, (tokens, states)
+        return [] if held is None else [self._fill(*held, nxt=(tokens, states))]
+
+    def _flush(self):
+        held, self._held = self._held, None
+        return [] if held is None else [self._fill(*held, nxt=None)]
+
+    def _vector(self, tokens, prefix: int) -> np.ndarray:
+        return self.codec.dequantize(tokens[:, None], np.array([prefix]))[:, 0]
+
+    def _fill(self, tokens, states, nxt):
+        m, want = known_prefix(states), self.wanted(states)
+        values = np.zeros(K, np.int64)
+        if want.any():
+            m_next = known_prefix(nxt[1]) if nxt is not None else 0
+            v_next = self._vector(nxt[0], m_next) if m_next > 0 else None
+            target = self.model.predict(self._past, self._vector(tokens, m), m, v_next, m_next)
+            values = self.codec.requantize(target[:, None], tokens[:, None], np.array([m]))[:, 0]
+        out_t, out_s = self.finish(tokens, states, want, values)
+        n = int(frames.decodable_prefixes(out_s[None, :])[0])
+        self._past = np.concatenate([self._past[1:], self._vector(out_t, n)[None].astype(np.float32)])
+        return out_t, out_s
+
+
+def predictor_dir(profile: str) -> Path:
+    """Where a profile's latent predictor lives: models/<profile>/recovery/latent."""
+    from ..profiles import models_dir
+    return models_dir() / profile / "recovery" / "latent"

@@ -27,6 +27,7 @@ TABLE = (
     Strategy("zero", "zero (fixed code)", 0, False, False),
     Strategy("prefix", "prefix (received codebooks only)", 0, False, False),
     Strategy("interp", "interp (latent interpolation)", 1, False, True),
+    Strategy("latent", "latent (learned latent predictor)", 1, False, True),
 )
 REGISTRY = {s.name: s for s in TABLE}
 STRATEGIES = tuple(REGISTRY)
