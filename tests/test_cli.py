@@ -50,13 +50,14 @@ def test_demo_runs_the_lossy_loopback_and_writes_wav_of_input_length(tmp_path, c
 
 def test_demo_default_is_the_trained_mini_profile(tmp_path, capsys):
     """The README's main command runs the trained `mini` (v2) codec, and `auto` recovery is its
-    measured best model-free strategy (it has no LM yet)."""
+    measured best strategy (the latent predictor; it has no LM yet), overlapped with the decoder."""
     assert cli.main(["demo", "--out-dir", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["profile"] == "mini" and report["frames_out"] == report["frames"]
-    assert report["recovery"] == "prefix"
+    assert report["recovery"] == "latent"
     md = (tmp_path / "report.md").read_text()
-    assert "random weights" not in md and "| profile / recovery | mini / prefix |" in md
+    assert "random weights" not in md and "| profile / recovery | mini / latent |" in md
+    assert "| overlap (look-ahead within the hold) | -80.0 |" in md
 
 
 def test_codec_command_prefix_rate(tmp_path, capsys):

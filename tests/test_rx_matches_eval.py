@@ -49,7 +49,7 @@ def link():
     return codes, kept, nfr
 
 
-def eval_path(kept, nfr, strategy, fill_not_sent):
+def eval_path(kept, nfr, strategy, fill_not_sent, overlap=True):
     codec = ls.get_codec(DEFAULT_PROFILE)
     ra = Reassembler(d=D)
     out = []
@@ -63,18 +63,20 @@ def eval_path(kept, nfr, strategy, fill_not_sent):
     if strategy.startswith("moshi"):
         kw.update(profile=LM, seed=SEED)
     tok, st = recover(build(strategy, **kw), tokens, states)
-    y24, prefix_decode = ls.decode_recovered(codec, tok, st)
+    nxt = ls.provisional_next(tokens, states) if overlap and REGISTRY[strategy].latency else None
+    y24, prefix_decode = ls.decode_recovered(codec, tok, st, nxt)
     assert prefix_decode
     return y24, st
 
 
-def block_path(kept, nfr, strategy, fill_not_sent):
+def block_path(kept, nfr, strategy, fill_not_sent, overlap=True):
     from gnuradio.largesc.gr_support.pdu import PDUS, eos_pdu, make_pdu
     from gnuradio.largesc.largesc_rx import largesc_rx
     tb = gr.top_block()
     rx = largesc_rx(samp_rate=frames.SAMPLE_RATE, profile=DEFAULT_PROFILE, d=D, d_max=D, recovery=strategy,
                     seed=SEED, fill_not_sent=fill_not_sent, frame_by_frame=True,
-                    lm_profile=LM if strategy.startswith("moshi") and LM != DEFAULT_PROFILE else "")
+                    lm_profile=LM if strategy.startswith("moshi") and LM != DEFAULT_PROFILE else "",
+                    overlap=overlap)
     audio, states = blocks.vector_sink_f(), blocks.vector_sink_b(frames.NUM_CODEBOOKS)
     tb.connect((rx, 0), audio)
     tb.connect((rx, 1), states)
@@ -86,7 +88,7 @@ def block_path(kept, nfr, strategy, fill_not_sent):
     tb.wait()
     y = np.array(audio.data(), np.float32)
     st = np.array(states.data(), np.uint8).reshape(-1, frames.NUM_CODEBOOKS).T
-    lead = decoder_delay_frames(rx.decoder.codec) * frames.FRAME_SAMPLES     # the decoder's lead-in
+    lead = (decoder_delay_frames(rx.decoder.codec) - rx.overlap_frames) * frames.FRAME_SAMPLES   # decoder lead-in
     return y[lead:], st
 
 
@@ -108,3 +110,17 @@ def test_block_output_equals_the_evaluation(link, strategy, fill_not_sent):
     assert n >= (nfr - 1 - decoder_delay_frames(ls.get_codec(DEFAULT_PROFILE))) * frames.FRAME_SAMPLES
     err = np.abs(y_blk - y_eval[:n]).max()
     assert err <= 1e-4 * max(1e-3, np.abs(y_eval).max()), (strategy, fill_not_sent, err)
+
+
+@pytest.mark.parametrize("strategy", ["latent", "interp"])
+def test_sequential_order_matches_too(link, strategy):
+    """overlap=False (the sequential order: hold, then the decoder's look-ahead) also equals the
+    evaluation's sequential decode, and differs from the overlapped one only where a frame's
+    successor was not whole when it went out."""
+    codes, kept, nfr = link
+    y_eval, _ = eval_path(kept, nfr, strategy, False, overlap=False)
+    y_blk, _ = block_path(kept, nfr, strategy, False, overlap=False)
+    n = len(y_blk)
+    assert np.abs(y_blk - y_eval[:n]).max() <= 1e-4 * max(1e-3, np.abs(y_eval).max())
+    y_ov, _ = eval_path(kept, nfr, strategy, False, overlap=True)
+    assert np.abs(y_ov - y_eval).max() > 0           # the loss pattern has lost successors

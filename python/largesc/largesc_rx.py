@@ -39,7 +39,7 @@ from .gr_support.block_params import (
     check_temperature,
     check_top_k,
 )
-from .gr_support.latency import rx_latency_ms, sub_frame_delay_samples
+from .gr_support.latency import overlap_frames, rx_latency_ms, sub_frame_delay_samples
 from .gr_support.ports import FEEDBACK_PORT, PDUS_PORT
 from .gr_support.rates import check_samp_rate, rational_ratio
 from .gr_support.stage_timing import StageTimer
@@ -71,6 +71,9 @@ class largesc_rx(gr.hier_block2):
         deadline_ms: a `moshi` step slower than this falls back to repeat (0: none).
         mimi_weights: local Mimi safetensors file instead of the profile's ('' = profile).
         codec_window: the mini v2 decoder's look-ahead, 0..3 frames (-1: the codec's default).
+        overlap: hand the decoder each frame's provisional successor with it, so that a recovery
+            hold of one frame and the decoder's look-ahead are one wait (mini v2; docs/latency.md);
+            False: the sequential order (hold, then look-ahead). Used only by strategies that hold.
         feedback_interval: frames between loss reports on `feedback`.
         lm_profile: profile of the `moshi` recovery LM if not `profile` ('' = same).
         frame_by_frame: decode one frame per model call (bit-exact file runs; see largesc_tx).
@@ -88,7 +91,7 @@ class largesc_rx(gr.hier_block2):
                  num_codebooks=8, clocked=False, timeout_ms=0.0, device="cpu", num_threads=1,
                  seed=0, temperature=0.8, top_k=250, lora="", fill_not_sent=True, deadline_ms=0.0,
                  mimi_weights="", feedback_interval=12, lm_profile="", frame_by_frame=False,
-                 packet_format=DEFAULT_FORMAT, codec_window=-1):
+                 packet_format=DEFAULT_FORMAT, codec_window=-1, overlap=True):
         from .core.profiles import LM_PROFILES, resolve_recovery
         from .depacketizer import MAX_FEEDBACK_FRAMES, MAX_TIMEOUT_MS
         samp_rate = check_samp_rate(NAME, samp_rate)
@@ -115,6 +118,7 @@ class largesc_rx(gr.hier_block2):
         P.check_int(NAME, "feedback_interval", feedback_interval, 1, MAX_FEEDBACK_FRAMES, "frames")
         frame_by_frame = P.check_bool(NAME, "frame_by_frame", frame_by_frame)
         P.check_choice(NAME, "packet_format", packet_format, FORMATS)
+        overlap = P.check_bool(NAME, "overlap", overlap)
         gr.hier_block2.__init__(self, "largesc_rx", gr.io_signature(0, 0, 0),
                                 gr.io_signature.makev(2, 2, [gr.sizeof_float, K]))
         from .depacketizer import depacketizer
@@ -134,15 +138,18 @@ class largesc_rx(gr.hier_block2):
         # use_states: each frame decodes its decodable prefix (known or filled codebooks), so
         # codebooks left unfilled (`prefix` recovery, fill_not_sent False) never reach the model
         # as token 0: the same decode as the evaluation (evaluation/largesc_system.py)
+        # overlap: only where the strategy holds a frame back (else there is no wait to share)
+        self.overlap = overlap and RECOVERY_LATENCY[recovery] > 0
         self.decoder = mimi_decoder(profile=profile, num_codebooks=num_codebooks,
                                     samp_rate=frames.SAMPLE_RATE, device=device,
                                     num_threads=num_threads, mimi_weights=mimi_weights,
-                                    use_states=True, codec_window=codec_window)
+                                    use_states=True, codec_window=codec_window, overlap=self.overlap)
+        self.overlap_frames = overlap_frames(self.decoder.codec, RECOVERY_LATENCY[recovery], self.overlap)
         # latent-space recovery (interp, moshi-mmse) works in the decoder's own codebooks
         self.recovery = token_recovery(profile=lm_profile or profile, strategy=recovery, temperature=temperature,
                                        top_k=top_k, seed=seed, device=device, num_threads=num_threads,
                                        lora=lora, fill_not_sent=fill_not_sent, deadline_ms=deadline_ms,
-                                       codec=self.decoder.codec)
+                                       codec=self.decoder.codec, lookahead=self.overlap)
         if frame_by_frame:
             self.decoder.set_max_noutput_items(frames.FRAME_SAMPLES)
         self.timers = {"decode": StageTimer()}
@@ -151,6 +158,9 @@ class largesc_rx(gr.hier_block2):
         self.connect((self.depacketizer, 0), (self.recovery, 0), (self.decoder, 0))
         self.connect((self.depacketizer, 1), (self.recovery, 1), (self.states_sink, 0))
         self.connect((self.recovery, 1), (self.decoder, 1))     # per-frame decodable prefix
+        if self.overlap:                                        # the provisional next frame
+            self.connect((self.recovery, 2), (self.decoder, 2))
+            self.connect((self.recovery, 3), (self.decoder, 3))
         self.connect((self.recovery, 1), (self, 1))     # optional outside: the null sink stays
         if interp == decim:
             self.resampler = None
@@ -226,7 +236,8 @@ class largesc_rx(gr.hier_block2):
         applies to lost frames only (a received frame is released at once)."""
         codec = self.decoder.codec
         out = rx_latency_ms(self.d_max, RECOVERY_LATENCY[self.recovery_name], codec.stream_delay_frames,
-                            codec.encoder_delay_frames, self.hold_last, sub_frame_delay_samples(codec))
+                            codec.encoder_delay_frames, self.hold_last, sub_frame_delay_samples(codec),
+                            self.overlap_frames)
         out["resampler (out)"] = 0.0
         if self.resampler is not None:
             taps = len(self.resampler.taps())

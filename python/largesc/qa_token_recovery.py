@@ -99,7 +99,7 @@ class qa_token_recovery(gr_unittest.TestCase):
         self.assertEqual(self.blk.get_stats()["latency_frames"], 1)
 
     def test_auto_is_the_profiles_measured_best(self):
-        self.assertEqual(token_recovery().strategy, "prefix")             # mini (v2): no LM yet
+        self.assertEqual(token_recovery().strategy, "latent")             # mini (v2): its latent predictor
         self.assertEqual(token_recovery(profile="tiny").strategy, "moshi")
         self.assertEqual(token_recovery(profile="mini-v1").strategy, "moshi-mmse")
         with self.assertRaisesRegex(ValueError, "profile"):

@@ -13,6 +13,12 @@ key ``eos`` on the last frame (either input) makes the block finish that frame i
 call, pass the tag on with it, and start the next stream afresh. Without the tag the last frame
 of such a stream stays held back. The baselines (zero, repeat, prefix) hold nothing back.
 
+Look-ahead outputs (`lookahead`): outputs 2 and 3 carry, for output frame k, the provisional
+frame k+1: its tokens and states as received (pushed into the strategy, not yet final), or all
+codebooks lost when frame k+1 has not arrived (strategies that hold nothing back, end of
+stream). A decoder with overlap (mimi_decoder) uses it as its look-ahead, so the hold and the
+look-ahead are one wait (docs/latency.md).
+
 Input tags are re-emitted at the same item offset (output k = input k); frames with filled
 tokens get a ``generated`` or ``fallback`` tag whose value is the number of such tokens.
 Messages out: ``stats`` (counters, every `stats_interval` frames, at eos and at stop).
@@ -50,6 +56,15 @@ TAG_GENERATED = pmt.intern("generated")
 TAG_FALLBACK = pmt.intern("fallback")
 
 
+def _received(tokens, states) -> tuple[np.ndarray, np.ndarray]:
+    """A frame as received, for the look-ahead: unknown or invalid tokens 0, invalid states lost."""
+    s = np.asarray(states, np.int64)
+    s = np.where((s < 0) | (s > frames.STATE_NOT_SENT), frames.STATE_LOST, s).astype(np.uint8)
+    t = np.asarray(tokens, np.int64)
+    ok = np.isin(s, frames.KNOWN_STATES) & (t >= 0) & (t < frames.CODEBOOK_SIZE)
+    return np.where(ok, t, 0).astype(np.int32), np.where(ok | ~np.isin(s, frames.KNOWN_STATES), s, frames.STATE_LOST).astype(np.uint8)
+
+
 class token_recovery(gr.basic_block):
     """Fill lost and not-sent tokens with a recovery strategy (core/recovery/base.py STRATEGIES).
 
@@ -71,6 +86,7 @@ class token_recovery(gr.basic_block):
         force_cpu: run a full-size LM on CPU anyway (far slower than real time).
         stats_interval: 1..10**6 frames.  prime_frames: 1..256 steps replayed after a fault.
         feedback: masked | sampled (what the LM sees where a token was not received).
+        lookahead: add outputs 2 and 3, the provisional next frame of each output frame (above).
         codec: (Python only) the decoder's TokenCodec for interp / latent / moshi-mmse; None: the profile's.
 
     Every parameter is checked at construction (the sampling ones also by their setters); a
@@ -81,7 +97,7 @@ class token_recovery(gr.basic_block):
     def __init__(self, profile=DEFAULT_PROFILE, strategy="auto", temperature=0.8, top_k=250, seed=0,
                  device="cpu", num_threads=1, lora="", fill_not_sent=True, deadline_ms=0.0,
                  lm_weights="", lm_config="", force_cpu=False, stats_interval=125, prime_frames=16,
-                 feedback="masked", codec=None):
+                 feedback="masked", codec=None, lookahead=False):
         strategy = resolve_recovery(profile, strategy)
         check_recovery_params(NAME, profile, strategy, temperature, top_k, seed, device, num_threads,
                               lora, fill_not_sent, deadline_ms, lm_weights, lm_config, force_cpu)
@@ -90,9 +106,12 @@ class token_recovery(gr.basic_block):
         P.check_choice(NAME, "feedback", feedback, FEEDBACK_MODES)
         if codec is not None and not hasattr(codec, "requantize"):
             P.fail(NAME, "codec", "None or a token codec (core/codec; Python only)", codec)
+        lookahead = P.check_bool(NAME, "lookahead", lookahead)
         gr.basic_block.__init__(self, name="largesc_token_recovery",
                                 in_sig=[(np.int32, K), (np.uint8, K)],
-                                out_sig=[(np.int32, K), (np.uint8, K)])
+                                out_sig=[(np.int32, K), (np.uint8, K)] * (2 if lookahead else 1))
+        self.lookahead = lookahead
+        self._raw: dict[int, tuple] = {}       # absolute input index -> (tokens, states) pushed, for the look-ahead
         self.num_threads = int(num_threads)
         self.strategy = strategy
         self.rec = build_recovery(
@@ -172,6 +191,12 @@ class token_recovery(gr.basic_block):
     def _write(self, out, j, tokens, states):
         out[0][j] = tokens
         out[1][j] = states
+        if self.lookahead:
+            nxt = self._raw.pop(self._emitted + 1, None)
+            for k in [k for k in self._raw if k <= self._emitted + 1]:
+                del self._raw[k]
+            out[2][j] = nxt[0] if nxt is not None else 0
+            out[3][j] = nxt[1] if nxt is not None else frames.STATE_LOST
         offset = self.nitems_written(0) + j
         for port, key, value, srcid in self._tags.pop(self._emitted, []):
             self.add_item_tag(port, offset, key, value, srcid)
@@ -198,6 +223,8 @@ class token_recovery(gr.basic_block):
                     break
                 if frame_tags:      # kept until this frame goes out (output k = input k)
                     self._tags[first + consumed] = frame_tags
+                if self.lookahead:
+                    self._raw[first + consumed] = _received(input_items[0][consumed], input_items[1][consumed])
                 t0 = time.perf_counter()
                 done = self.rec.push(input_items[0][consumed], input_items[1][consumed])
                 if at_eos:

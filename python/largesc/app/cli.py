@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bandwidth", type=float, default=1100.0, help="payload budget in bps (550..2062.5)")
     s.add_argument("--loss", type=float, default=0.2, help="packet loss probability (Bernoulli)")
     s.add_argument("--recovery", default="auto", choices=RECOVERY_CHOICES,
-                   help="auto: the profile's measured best strategy (mini: prefix, mini-v1: moshi-mmse, others: moshi)")
+                   help="auto: the profile's measured best strategy (mini: latent, mini-v1: moshi-mmse, others: moshi)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out-dir", default="out/demo")
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])

@@ -54,7 +54,8 @@ def loopback_flowgraph(x, rate, o, d_max, out_rate=None, source=None, sink=None)
             self.rx = largesc_rx(samp_rate=out_rate or rate, profile=o.profile, d=o.d, d_max=d_max,
                                  recovery=o.recovery, device=o.device, num_threads=o.threads,
                                  seed=o.seed, lm_profile=o.lm_profile, frame_by_frame=not o.batch,
-                                 packet_format=o.packet_format, codec_window=o.codec_window)
+                                 packet_format=o.packet_format, codec_window=o.codec_window,
+                                 overlap=not getattr(o, "sequential", False))
             self.sink = blocks.vector_sink_f() if sink is None else sink
             # file runs keep the receiver's per-frame codebook states (app/frame_view.py)
             self.states = blocks.vector_sink_b(8) if sink is None else None

@@ -42,10 +42,13 @@ def build_parser(prog: str = "gr-largesc run") -> argparse.ArgumentParser:
     p.add_argument("--taps", default="1.0",
                    help="--channel phy: multipath taps, comma-separated (e.g. 1,0.3,0.1)")
     p.add_argument("--recovery", choices=RECOVERY_CHOICES, default="auto",
-                   help="token recovery; auto: the profile's measured best (mini: prefix, mini-v1: moshi-mmse, "
+                   help="token recovery; auto: the profile's measured best (mini: latent, mini-v1: moshi-mmse, "
                         "other LM profiles: moshi)")
     p.add_argument("--codec-window", type=int, default=-1,
                    help="mini v2 decoder look-ahead, 0..3 frames (-1: the codec's default, 1; docs/models/mini.md)")
+    p.add_argument("--sequential", action="store_true",
+                   help="RX decodes after the recovery hold instead of overlapping its look-ahead with it "
+                        "(docs/latency.md; the default overlaps them: one wait)")
     p.add_argument("--d", type=int, default=1, help="copy distance d (frames)")
     p.add_argument("--d-max", type=int, default=0,
                    help="frames RX waits for copies (0: d, enough with one packet per frame and "

@@ -4,7 +4,7 @@ One name selects the codec (and the recovery LM) everywhere: CLI flags, block pa
 YAML defaults, examples, benchmarks and the evaluation (a test checks that they agree).
 
 - ``mini``: the default: the v2 codec trained in this repository (models/mini/codec: Opus DRED
-  latents + a state codebook, voiced by FARGAN); no recovery LM yet (model-free strategies);
+  latents + a state codebook, voiced by FARGAN) and its latent recovery predictor; no LM yet;
 - ``mini-v1``: the first small family trained here (models/mini-v1/: WORLD codec + LM + LoRA);
 - ``kyutai``: Kyutai's released Mimi (and Moshi) from the Hugging Face cache or local files;
 - ``kyutai-arch``: the same full-size architecture with random weights (speed and shape tests);
@@ -18,7 +18,7 @@ from pathlib import Path
 DEFAULT_PROFILE = "mini"
 
 PROFILES = {
-    "mini": "v2 codec trained in this repository (DRED latents + state, FARGAN; model-free recovery) (the default)",
+    "mini": "v2 codec trained in this repository (DRED latents + state, FARGAN; learned latent recovery, no LM) (the default)",
     "mini-v1": "first codec (WORLD) + LM + recovery LoRA trained in this repository",
     "kyutai": "Kyutai's released Mimi/Moshi weights (Hugging Face cache or local files; needs a download once)",
     "kyutai-arch": "full-size Mimi/Moshi architecture, random weights (timing and shape tests only)",
@@ -29,8 +29,8 @@ LM_PROFILES = ("tiny", "kyutai-arch", "kyutai", "mini-v1")   # profiles with a r
 DEFAULT_LM_PROFILE = "mini-v1"                  # LM trainers' default until the v2 codec has an LM
 MINI_FAMILY = ("mini", "mini-v1")               # weights trained here, in models/<profile>/
 # `--recovery auto`: the measured best strategy per profile (docs/recovery.md); LM profiles not
-# listed use `moshi`. `mini` (v2) has no LM yet: its best model-free strategy.
-AUTO_RECOVERY = {"mini": "prefix", "mini-v1": "moshi-mmse"}
+# listed use `moshi`. `mini` (v2) has no LM yet: its learned latent predictor (no LM).
+AUTO_RECOVERY = {"mini": "latent", "mini-v1": "moshi-mmse"}
 FULL_SIZE = ("kyutai", "kyutai-arch")           # Kyutai's architecture (Mimi 24 kHz + Moshi 7B)
 RANDOM_WEIGHTS = ("tiny", "kyutai-arch")        # no trained weights: output is noise
 

@@ -161,13 +161,26 @@ def oracle(codes: np.ndarray, tokens: np.ndarray, states: np.ndarray) -> tuple[n
     return tok, st
 
 
-def decode_recovered(codec, tok: np.ndarray, st: np.ndarray) -> tuple[np.ndarray, bool]:
+def provisional_next(tokens: np.ndarray, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What token recovery's look-ahead outputs carry for a holding strategy (token_recovery.py):
+    column j is frame j+1 as received (unknown tokens 0), the last column all lost."""
+    known = np.isin(states, frames.KNOWN_STATES)
+    t = np.where(known, tokens, 0)
+    nt = np.concatenate([t[:, 1:], np.zeros((t.shape[0], 1), t.dtype)], 1)
+    ns = np.concatenate([states[:, 1:], np.full((states.shape[0], 1), frames.STATE_LOST, states.dtype)], 1)
+    return nt, ns
+
+
+def decode_recovered(codec, tok: np.ndarray, st: np.ndarray, nxt=None) -> tuple[np.ndarray, bool]:
     """(24 kHz audio, prefix_decode) of recovered tokens and states [8, F]: each frame decodes its
     decodable prefix (the leading codebooks received or filled), as LargeSC RX's decoder does
     (tests/test_rx_matches_eval.py); prefix_decode is False for a codec without per-frame
-    prefixes, whose unknown tokens are then code 0."""
+    prefixes, whose unknown tokens are then code 0. `nxt` (provisional_next's pair): decode
+    overlapped, each frame with its provisional successor (a codec with supports_overlap)."""
     prefix = np.clip(frames.decodable_prefixes(st.T), 1, frames.NUM_CODEBOOKS)
     tok = np.where(np.arange(frames.NUM_CODEBOOKS)[:, None] < prefix[None, :], tok, 0)
+    if nxt is not None and getattr(codec, "supports_overlap", False):
+        return codec.decode_overlap(tok, prefix, st.T, nxt[0], nxt[1].T), True
     if getattr(codec, "uses_token_states", False):
         return codec.decode(tok, prefix, states=st.T), True
     if (prefix == frames.NUM_CODEBOOKS).all():
@@ -181,8 +194,13 @@ def decode_recovered(codec, tok: np.ndarray, st: np.ndarray) -> tuple[np.ndarray
 def run(x16: np.ndarray, trace, *, profile: str = DEFAULT_PROFILE, bandwidth_bps: float = 1100.0,
         p: float = 0.0, allocation: str = "adaptive", recovery: str = "moshi", d: int = 1,
         lora: str | None = None, seed: int = 0, activity: str = "codec",
-        temperature: float | None = None, packet_format: str = "v1") -> tuple[np.ndarray, dict]:
+        temperature: float | None = None, packet_format: str = "v1",
+        overlap: bool = True) -> tuple[np.ndarray, dict]:
     """One utterance through LargeSC; returns (y float32 16 kHz, info).
+
+    overlap: as LargeSC RX's `overlap` (docs/latency.md): with a strategy that holds a frame and
+    a codec that supports it, each frame decodes with its provisional successor; False: the
+    sequential order.
 
     packet_format: v1 | compact | compact_crc (core.link.packet_formats); info reports
     payload_bps (token bits), header_bps (header + CRC + pad) and on_air_bps (their sum).
@@ -226,7 +244,9 @@ def run(x16: np.ndarray, trace, *, profile: str = DEFAULT_PROFILE, bandwidth_bps
             rec.seed(seed)
         rec.reset()
         tok, st = recover(rec, tokens, states)
-    y24, prefix_decode = decode_recovered(codec, tok, st)
+    holds = recovery in REGISTRY and REGISTRY[recovery].latency > 0
+    nxt = provisional_next(tokens, states) if overlap and holds else None
+    y24, prefix_decode = decode_recovered(codec, tok, st, nxt)
     y16 = resample(y24, frames.SAMPLE_RATE, FS)[:len(x16)]
     dur = nfr * frames.FRAME_SECONDS
     info = {"payload_bps": pk.counters["payload_bits"] / dur,

@@ -26,6 +26,10 @@ class TokenCodec:
     # treat received and generated tokens differently (mini v2: only a received state starts
     # its decoder); callers pass states only to such a codec.
     uses_token_states = False
+    # True for a codec that can decode frame t from frames t..t+W-1 as final and frame t+W as
+    # provisional (what a receiver already has of it), so that a recovery hold of one frame and
+    # the decoder's look-ahead are the same wait (stream_decode_overlap; docs/latency.md).
+    supports_overlap = False
     latent_dim: int
     num_codebooks: int
 

@@ -19,6 +19,11 @@ taken from the newest frame of the window that has it, else the mean state. Offl
 streaming run the same code over the same windows, so they give the same codes and samples;
 offline, the last W frames of a clip decode from the shorter window that exists.
 
+Overlap (docs/latency.md): `stream_decode_overlap` decodes frame t from the final frames t..t+W-1
+and a *provisional* frame t+W (what the receiver already has of it: its received codebooks,
+state included, or nothing), so a recovery that holds one frame for frame t+1 and the decoder's
+look-ahead wait for the same packet. `features_overlap` is the offline twin.
+
 Quantizer space (for recovery, core/codec/rvq.py): a 61-d vector [latents (42) / g ; weighted
 state (19)], each codebook entry non-zero only in its own part, so residual (re)quantization and
 latent interpolation work unchanged. Weights: models/mini/codec/ (config.json + model.safetensors).
@@ -148,6 +153,7 @@ class Mini2Codec(TokenCodec):
 
     activity_source = "audio"
     uses_token_states = True
+    supports_overlap = True
     encoder_delay_frames = 0
     # Below one frame: LPCNet analysis + FARGAN + the two resamplers, measured on speech by
     # envelope cross-correlation of copy synthesis (tests/test_mini2_codec.py checks it).
@@ -250,6 +256,69 @@ class Mini2Codec(TokenCodec):
             e = min(t + self._window, len(v) - 1) + 1
             out[t] = self.window_features(v[t:e], hs[t:e])
         return out.reshape(-1, opus_dnn.NUM_FEATURES)
+
+    def _provisional(self, codes, states) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Provisional frames (codes [k, F], states [F, 8]) -> (vectors, has_state, present [F]):
+        a frame without a decodable codebook 0 is absent (the window stops before it)."""
+        st = np.asarray(states, np.uint8)
+        pre = frames.decodable_prefixes(st)
+        present = pre > 0
+        c = np.where(np.arange(np.asarray(codes).shape[0])[:, None] < pre[None, :], codes, 0)
+        v, hs = self.vectors(c, np.maximum(pre, 1), st)
+        return v, hs & present, present
+
+    def _overlap_window(self, finals_v, finals_hs, prov_v, prov_hs, present) -> np.ndarray:
+        if present:
+            finals_v = np.concatenate([finals_v, prov_v[None]])
+            finals_hs = np.concatenate([finals_hs, [prov_hs]])
+        return self.window_features(finals_v, finals_hs)
+
+    def features_overlap(self, codes, prefix, states, next_codes, next_states) -> np.ndarray:
+        """Offline twin of stream_decode_overlap: frame t from the finals t..t+W-1 and the
+        provisional frame given with final t+W-1 (next_* [.., F]: column j is what the receiver
+        had of frame j+1 when frame j was final). The last W-1 frames use the finals that exist."""
+        v, hs = self.vectors(codes, prefix, states)
+        pv, phs, pres = self._provisional(next_codes, next_states)
+        n, w = len(v), self._window
+        out = np.zeros((n, FEATS, opus_dnn.NUM_FEATURES), np.float32)
+        for t in range(n):
+            if w == 0:
+                out[t] = self.window_features(v[t:t + 1], hs[t:t + 1])
+                continue
+            j = t + w - 1                                   # the final that came with the provisional
+            if j < n:
+                out[t] = self._overlap_window(v[t:j + 1], hs[t:j + 1], pv[j], phs[j], pres[j])
+            else:
+                out[t] = self.window_features(v[t:], hs[t:])
+        return out.reshape(-1, opus_dnn.NUM_FEATURES)
+
+    def decode_overlap(self, codes, prefix, states, next_codes, next_states) -> np.ndarray:
+        st = self._new_decoder()
+        return st["rs"].process(st["voc"].process(self.features_overlap(codes, prefix, states, next_codes, next_states)))
+
+    def stream_decode_overlap(self, codes, prefix, states, next_codes, next_states):
+        """Feed final frames codes [k, n] (+ prefix, states) with, for each, the provisional next
+        frame (next_codes [k, n], next_states [n, 8]); returns the audio of the frames whose
+        look-ahead is covered: W - 1 frames of lead-in, not W."""
+        if not self._streaming:
+            raise RuntimeError("call start_streaming() first")
+        st = self._dec
+        v, hs = self.vectors(codes, prefix, states)
+        pv, phs, pres = self._provisional(next_codes, next_states)
+        w, feats = self._window, []
+        for i in range(len(v)):
+            st["v"] = np.concatenate([st["v"], v[i:i + 1]])
+            st["hs"] = np.concatenate([st["hs"], hs[i:i + 1]])
+            if w == 0:
+                feats.append(self.window_features(st["v"][:1], st["hs"][:1]))
+            elif len(st["v"]) >= w:
+                feats.append(self._overlap_window(st["v"][:w], st["hs"][:w], pv[i], phs[i], pres[i]))
+            else:
+                continue
+            st["v"], st["hs"] = st["v"][1:], st["hs"][1:]
+        if not feats:
+            return np.zeros(0, np.float32)
+        return st["rs"].process(st["voc"].process(np.concatenate(feats)))
 
     @staticmethod
     def _new_decoder() -> dict:
