@@ -28,8 +28,9 @@ from gnuradio.largesc.core.link import frames
 from gnuradio.largesc.core.link.controller import AdaptiveController  # noqa: E402
 from gnuradio.largesc.core.link.packet import Packetizer  # noqa: E402
 from gnuradio.largesc.core.link.reassembly import Reassembler  # noqa: E402
-from gnuradio.largesc.core.profiles import DEFAULT_PROFILE  # noqa: E402
+from gnuradio.largesc.core.profiles import DEFAULT_PROFILE, resolve_recovery  # noqa: E402
 from gnuradio.largesc.core.recovery import build as build_recovery  # noqa: E402
+from gnuradio.largesc.core.recovery.registry import REGISTRY  # noqa: E402
 
 
 def received_packets(c, x24, bandwidth, p, d, seed):
@@ -60,7 +61,10 @@ def run_rx(c, rec, packets, num_frames, d):
         for tok, st in done:
             k = int(np.clip(frames.decodable_prefixes(st[None, :])[0], 1, frames.NUM_CODEBOOKS))
             t0 = time.perf_counter()
-            c.stream_decode(np.asarray(tok[:k], np.int64)[:, None])
+            if getattr(c, "uses_token_states", False):      # mini v2: the decoder reads the states
+                c.stream_decode(np.asarray(tok, np.int64)[:, None], np.array([k]), st[None, :])
+            else:
+                c.stream_decode(np.asarray(tok[:k], np.int64)[:, None])
             t["decode"] += time.perf_counter() - t0
             n_out += 1
 
@@ -93,7 +97,8 @@ def run_rx(c, rec, packets, num_frames, d):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profiles", nargs="+", default=[DEFAULT_PROFILE, "tiny"])
-    ap.add_argument("--recoveries", nargs="+", default=["repeat", "moshi"])
+    ap.add_argument("--recoveries", nargs="+", default=["repeat", "prefix", "latent", "moshi"],
+                    help="strategies (auto: the profile's); those a profile lacks are skipped")
     ap.add_argument("--p", type=float, default=0.2)
     ap.add_argument("--bandwidth", type=float, default=1100.0)
     ap.add_argument("--d", type=int, default=1)
@@ -113,8 +118,12 @@ def main(argv=None) -> int:
         packets, nfr = received_packets(c, x24, a.bandwidth, a.p, a.d, a.seed)
         base = None
         for strategy in a.recoveries:
+            strategy = resolve_recovery(profile, strategy)
             try:
-                rec = build_recovery(strategy, **({"profile": profile} if strategy == "moshi" else {}))
+                kw = {"profile": profile} if strategy.startswith("moshi") or strategy == "latent" else {}
+                if REGISTRY[strategy].uses_codec:
+                    kw["codec"] = c
+                rec = build_recovery(strategy, **kw)
             except Exception as exc:                        # noqa: BLE001 - report and go on
                 print(f"| {profile} | {strategy} | skipped: {type(exc).__name__}: {exc} |||||")
                 continue

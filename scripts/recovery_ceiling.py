@@ -176,7 +176,7 @@ def summarise(out: Path, strategies: list[str] | None = None) -> None:
         for m in metrics:
             per = table[(cond, bw, m)]
             means = {s: np.nanmean(list(per[s].values())) if per.get(s) else float("nan") for s in strategies}
-            lower = m == "wer" or m.startswith("lsd")
+            lower = m.startswith(("wer", "lsd"))
             cands = [s for s in strategies if s not in ("oracle",) and np.isfinite(means[s])]
             best = (min if lower else max)(cands, key=lambda s: means[s]) if cands else ""
 

@@ -32,3 +32,17 @@ def test_eval_report_names_the_shipped_codec(meta):
 def test_codec_evaluation_names_the_shipped_codec():
     s = json.loads((REPO / "docs" / "models" / "mini-v2-eval" / "summary.json").read_text())
     assert s["meta"]["v2_sha"] == shipped_sha("mini")
+
+
+@pytest.mark.parametrize("meta", REPORTS, ids=lambda p: p.parent.name)
+def test_eval_report_names_the_shipped_latent_predictor(meta):
+    """A report made with the `latent` strategy names the predictor's sha256, which must be the
+    shipped one's (a retrained predictor makes it stale)."""
+    m = json.loads(meta.read_text())
+    if m.get("recovery") != "latent":
+        return
+    found = re.search(r"latent predictor .*?sha256 ([0-9a-f]{12,64})", m.get("model", ""))
+    assert found, f"{meta}: no latent predictor sha256 in its meta"
+    w = models_dir() / m["profile"] / "recovery" / "latent" / "model.safetensors"
+    assert hashlib.sha256(w.read_bytes()).hexdigest().startswith(found.group(1)), (
+        f"{meta.parent.name}: made with another latent predictor than main ships; rerun it")

@@ -83,6 +83,11 @@ def model_description(profile: str, recovery: str = "moshi", lora: str | None = 
         if w.is_file():
             h = hashlib.sha256(w.read_bytes()).hexdigest()[:16]
             desc = f"{profile} codec {w.parent} (model.safetensors sha256 {h}...)"
+    if recovery == "latent":
+        from ..core.recovery.latent import predictor_dir
+        w = predictor_dir(profile) / "model.safetensors"
+        if w.is_file():
+            desc += f"; latent predictor {w.parent} (sha256 {hashlib.sha256(w.read_bytes()).hexdigest()[:16]}...)"
     if recovery in ("moshi", "moshi-mmse"):
         if isinstance(lora, str) and lora.lower() == "none":
             desc += f"; LM: {profile} (base, no LoRA)"

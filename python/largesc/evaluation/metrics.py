@@ -16,8 +16,8 @@ import numpy as np
 FS = 16000
 METRICS = ("stoi", "pesq_wb", "visqol", "plcmos", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak",
            "dnsmos_p808", "wer")
-# Direction: +1 higher is better, -1 lower is better.
-DIRECTION = {m: (-1 if m == "wer" else 1) for m in METRICS}
+# Direction: +1 higher is better, -1 lower is better. `wer_base` (Whisper base) is asked for by name.
+DIRECTION = {m: (-1 if m.startswith("wer") else 1) for m in METRICS + ("wer_base",)}
 METRIC_VERSION = "m1"      # bump when a metric's computation changes (invalidates the cache)
 
 
@@ -171,6 +171,22 @@ def transcribe(deg) -> str:
     return " ".join(s.text.strip() for s in segs)
 
 
+def transcribe_base(deg) -> str:
+    """Whisper base (CTranslate2, assembled from PyPI wheels: evaluation/mini_codec_eval.py), one
+    beam-search pass without temperature fallback (the codec evaluation's settings)."""
+    if "whisper_base" not in _MODELS:
+        from faster_whisper import WhisperModel
+
+        from .mini_codec_eval import whisper_base_dir
+        _MODELS["whisper_base"] = WhisperModel(str(whisper_base_dir()), device="cpu", compute_type="int8",
+                                               cpu_threads=1, num_workers=1)
+    segs, _ = _MODELS["whisper_base"].transcribe(
+        np.asarray(deg, np.float32), language="en", beam_size=5, condition_on_previous_text=False,
+        temperature=0.0, compression_ratio_threshold=None, log_prob_threshold=None, no_speech_threshold=None,
+        without_timestamps=True, max_new_tokens=120)
+    return " ".join(s.text.strip() for s in segs)
+
+
 def wer(reference_text: str, hyp_text: str) -> float:
     import jiwer
     ref = normalise_text(reference_text)
@@ -208,4 +224,6 @@ def score(ref: np.ndarray, deg: np.ndarray, lag: int, text: str = "", metrics=ME
         out.update({k: v for k, v in dnsmos(d).items() if k in metrics})
     if "wer" in metrics and text.strip():
         out["wer"] = wer(text, transcribe(d))
+    if "wer_base" in metrics and text.strip():
+        out["wer_base"] = wer(text, transcribe_base(d))
     return out

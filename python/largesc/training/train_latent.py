@@ -119,7 +119,25 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--evaluate", default=None, metavar="DIR",
+                    help="only print the held-back error on lost frames of the predictor in DIR, with and "
+                         "without the next frame, against repeat / interp / the mean (docs/models/mini.md)")
     return ap
+
+
+def evaluate(weights: Path, cache: Path, codec: Path, seed: int = 7) -> dict:
+    """Held-back error on whole lost frames, the next frame present or not (valid split)."""
+    from ..core.recovery.latent_predictor import load_predictor
+    model = load_predictor(weights)
+    ev, sv = entries(cache, codec, ("valid",))
+    out = {}
+    for p_next, label in ((1.0, "next frame received"), (0.0, "next frame lost (causal)")):
+        b = Batches(ev, sv, model.cfg.context, seed, p_next=p_next, p_past_full=1.0, p_next_full=1.0)
+        batch, target = b.sample(8192, m=np.zeros(8192, np.int64))
+        with torch.no_grad():
+            mse = float(((model(*batch) - target) ** 2).sum(1).mean())
+        out[label] = {"predictor": mse, **baselines_mse(batch, target)}
+    return out
 
 
 def main(argv=None) -> int:
@@ -129,6 +147,10 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     t0 = time.time()
     cache, codec = Path(args.cache), Path(args.codec)
+    if args.evaluate:
+        for label, r in evaluate(Path(args.evaluate), cache, codec).items():
+            print(f"{label}: " + ", ".join(f"{k} {v:.1f}" for k, v in r.items()))
+        return 0
     e, starts = entries(cache, codec, ("train",))
     ev, sv = entries(cache, codec, ("valid",))
     LOG.info("%d train frames, %d valid frames (%.0f s)", len(e), len(ev), time.time() - t0)
