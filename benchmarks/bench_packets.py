@@ -44,7 +44,7 @@ def run(n, repeat, worst):
             pkts.append(pz.push(toks[i & 255], *nr))
 
     def depacketize():
-        ra = Reassembler(d=1)
+        ra = Reassembler(d=1, packet_format="v1")     # the v1 packets above
         for p in pkts:
             ra.push(p)
         ra.flush()

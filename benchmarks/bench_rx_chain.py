@@ -27,6 +27,7 @@ from gnuradio.largesc.core import codec as codec_mod
 from gnuradio.largesc.core.link import frames
 from gnuradio.largesc.core.link.controller import AdaptiveController  # noqa: E402
 from gnuradio.largesc.core.link.packet import Packetizer  # noqa: E402
+from gnuradio.largesc.core.link.packet_formats import DEFAULT_FORMAT, get_format  # noqa: E402
 from gnuradio.largesc.core.link.reassembly import Reassembler  # noqa: E402
 from gnuradio.largesc.core.profiles import DEFAULT_PROFILE, resolve_recovery  # noqa: E402
 from gnuradio.largesc.core.recovery import build as build_recovery  # noqa: E402
@@ -37,7 +38,7 @@ def received_packets(c, x24, bandwidth, p, d, seed):
     """Packets that survive a seeded Bernoulli channel, and the number of frames."""
     codes, latent = c.encode_latent(x24)
     act = codec_mod.activity_db(c, x24, latent)
-    ctl, pk = AdaptiveController(bandwidth, d=d), Packetizer(d=d, epoch=0)
+    ctl, pk = AdaptiveController(bandwidth, d=d), Packetizer(d=d, epoch=0, fmt=get_format(DEFAULT_FORMAT))
     rng = np.random.default_rng(seed)
     out = []
     for f in range(codes.shape[1]):

@@ -246,7 +246,7 @@ def test_edges_of_the_ranges_are_accepted(tmp_path):
     from gnuradio.largesc.packet_erasure_channel import packet_erasure_channel
     from gnuradio.largesc.token_recovery import token_recovery
     for kw in ({"bandwidth_bps": 550}, {"bandwidth_bps": 2062.5}, {"dtx_tokens": 0}, {"window": 1000},
-               {"d": 8, "frames_per_packet": 8}, {"epoch": 3}, {"epoch": -1}, {"feedback_timeout": 0},
+               {"d": 8, "frames_per_packet": 8, "packet_format": "v1"}, {"epoch": 3}, {"epoch": -1}, {"feedback_timeout": 0},
                {"loss_rate": 1}, {"d": 2.0}, {"stats_interval": 10 ** 6}):
         adaptive_controller(**kw)
     for kw in ({"d": 8, "d_max": 64}, {"timeout_ms": 60000}, {"timeout_ms": 0}, {"eos_grace_s": 0},

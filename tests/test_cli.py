@@ -41,7 +41,7 @@ def test_demo_runs_the_lossy_loopback_and_writes_wav_of_input_length(tmp_path, c
     md = (tmp_path / "report.md").read_text()
     assert md.startswith("# gr-largesc demo report") and "latency stage" in md and "random weights" in md
     assert report["payload_bps"] + report["header_bps"] == pytest.approx(report["on_air_bps"])
-    assert f"= {report['on_air_bps']} bps" in md and "packet format v1" in md
+    assert f"= {report['on_air_bps']} bps" in md and "packet format compact" in md
     # the picture: a PNG beside report.md, linked from it, drawing the frames the report counts lost
     png = tmp_path / "report.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "](report.png)" in md
@@ -89,3 +89,14 @@ def test_wav_roundtrip_and_resampling(tmp_path):
 def test_bootstrap_wrapper_dispatches_to_cli():
     r = subprocess.run([str(REPO / "gr-largesc"), "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and all(c in r.stdout for c in ("demo", "codec", "run", "train-lora"))
+
+
+def test_demo_default_header_is_lean(tmp_path, capsys):
+    """The default packet format (compact, the erasure channel checks frames): at most 16 header
+    bits per packet, and at B = 550 at most 700 bps on air (default profile, through the blocks)."""
+    assert cli.main(["demo", "--bandwidth", "550", "--out-dir", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["packet_format"] == "compact"
+    assert 0 < report["header_bits_per_packet"] <= 16
+    assert report["on_air_bps"] <= 700.0 and report["payload_bps"] <= 550.0
+    assert "| header bits per packet |" in (tmp_path / "report.md").read_text()

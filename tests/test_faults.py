@@ -45,7 +45,7 @@ def assert_frames_match(out, toks, ns, epoch):
 # ------------------------------------------------------------------ packets
 def test_garbage_burst_then_the_stream_goes_on():
     pkts, toks, ns = stream(200, epoch=1, seed=1)
-    ra = Reassembler(d=1, d_max=2)
+    ra = Reassembler(d=1, d_max=2, packet_format="v1")
     out = []
     for p in pkts[:100]:
         out += ra.push(p)
@@ -65,7 +65,7 @@ def test_garbage_burst_then_the_stream_goes_on():
 def test_old_epoch_stragglers_after_a_restart():
     old, _, _ = stream(300, epoch=1, seed=2)
     new, toks, ns = stream(60, epoch=2, seed=3)
-    ra = Reassembler(d=1)
+    ra = Reassembler(d=1, packet_format="v1")
     for p in old:
         ra.push(p)
     out = []
@@ -94,7 +94,7 @@ def test_old_epoch_stragglers_after_a_restart():
 def test_depacketizer_block_survives_a_garbage_burst():
     from gnuradio.largesc.depacketizer import depacketizer
     from gnuradio.largesc.gr_support.pdu import make_pdu
-    dp = depacketizer(d=1, d_max=1)
+    dp = depacketizer(d=1, d_max=1, packet_format="v1")
     rng = random.Random(11)
     for _ in range(500):
         data = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 30)))
@@ -186,7 +186,7 @@ def loopback(src, n_frames):
     tb = gr.top_block()
     tx = largesc_tx(profile="tiny", bandwidth_bps=1650, loss_rate=0.2, seed=3, frame_by_frame=True)
     ch = packet_erasure_channel("bernoulli", 0.2, seed=3)
-    rx = largesc_rx(profile="tiny", d=1, d_max=2, recovery="repeat", seed=3, frame_by_frame=True)
+    rx = largesc_rx(profile="tiny", d=1, d_max=2, recovery="repeat", seed=3, frame_by_frame=True, packet_format="v1")
     snk = blocks.vector_sink_f()
     tb.connect(src, tx)
     tb.msg_connect(tx, "pdus", ch, "pdus")
@@ -214,7 +214,7 @@ def clocked_link(stall_frames, made_up):
     """Clocked receiver, sender at one frame per 80 ms; the audio stalls for `stall_frames`.
     made_up: the stalled audio arrives late in a burst (the TX catches up) or is lost."""
     pk = Packetizer(d=1, epoch=1)
-    ra = Reassembler(d=1, d_max=1, clocked=True, frame_period=0.08, timeout=0.16)
+    ra = Reassembler(d=1, d_max=1, clocked=True, frame_period=0.08, timeout=0.16, packet_format="v1")
     out, t = [], 0.0
 
     def send(now):

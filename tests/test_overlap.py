@@ -11,10 +11,18 @@ from gnuradio.largesc.core import audio_io
 from gnuradio.largesc.core.codec import load_codec
 from gnuradio.largesc.core.link import frames
 from gnuradio.largesc.core.profiles import DEFAULT_PROFILE
-from gnuradio.largesc.evaluation.largesc_system import provisional_next
+from gnuradio.largesc.core.recovery import build, recover_lookahead
 from gnuradio.largesc.gr_support.latency import OVERLAP_STAGE, latency_totals
 
 O, L, N = frames.STATE_ORIGINAL, frames.STATE_LOST, frames.STATE_NOT_SENT
+G = frames.STATE_GENERATED
+
+
+def provisional_next(codes, st):
+    """Each frame's successor as received (the last one's lost): look-ahead test data."""
+    nt = np.concatenate([np.where(np.isin(st, frames.KNOWN_STATES), codes, 0)[:, 1:], np.zeros((8, 1), np.int64)], 1)
+    ns = np.concatenate([st[:, 1:], np.full((8, 1), L, np.uint8)], 1)
+    return nt, ns
 
 
 @pytest.fixture(scope="module")
@@ -79,21 +87,26 @@ def _recover_with_lookahead(strategy, toks, sts):
     return [np.array(s.data()).reshape(-1, 8).T for s in sinks]
 
 
-def test_token_recovery_lookahead_carries_the_next_frame_as_received(clip_codes):
+def test_token_recovery_lookahead_is_the_provisional_next_frame(clip_codes):
+    """latent: each output frame's look-ahead is its successor filled from the past alone (known
+    codebooks as received, lost ones generated, not-sent ones left), and the block's look-ahead
+    equals core.recovery.recover_lookahead's; repeat holds nothing: its look-ahead is all lost."""
     codec, codes = clip_codes
     n = 12
     st = _lossy_states(n, 5)
     st[:, 3] = L
-    st[0, 7] = 9                                         # an invalid state: lost in the look-ahead
+    st[0, 7] = 9                                         # an invalid state: lost
     toks = np.where(np.isin(st, frames.KNOWN_STATES), codes[:, :n], 4095)      # garbage where unknown
     out = _recover_with_lookahead("latent", toks, st)
-    # a holding strategy: frame k+1 as received, its unknown tokens 0; the last frame's is unknown
     assert out[0].shape[1] == n - 1                      # no eos tag: the last frame stays held
     for k in range(n - 1):
-        exp_s = np.where(st[:, k + 1] > N, L, st[:, k + 1])
-        assert (out[3][:, k] == exp_s).all(), k
-        known = np.isin(exp_s, frames.KNOWN_STATES)
-        assert (out[2][known, k] == codes[known, k + 1]).all() and (out[2][~known, k] == 0).all()
+        s_in = np.where(st[:, k + 1] > N, L, st[:, k + 1])
+        known = np.isin(s_in, frames.KNOWN_STATES)
+        assert (out[3][known, k] == s_in[known]).all() and (out[2][known, k] == codes[known, k + 1]).all()
+        assert (out[3][s_in == L, k] == G).all() and (out[3][s_in == N, k] == N).all()
+    ref = recover_lookahead(build("latent", codec=codec), toks, st)
+    for a, b in zip(out, ref):
+        assert np.array_equal(a, b[:, : n - 1])
     rep = _recover_with_lookahead("repeat", toks, st)   # holds nothing: the next frame is not there yet
     assert rep[0].shape[1] == n and (rep[3] == L).all()
 

@@ -16,9 +16,10 @@ from gnuradio.largesc.app.run_options import BUNDLED_CLIP
 from gnuradio.largesc.core import audio_io
 from gnuradio.largesc.core.link import frames
 from gnuradio.largesc.core.link.packet import Packetizer
+from gnuradio.largesc.core.link.packet_formats import DEFAULT_FORMAT, get_format
 from gnuradio.largesc.core.link.reassembly import Reassembler, frames_to_arrays
 from gnuradio.largesc.core.profiles import DEFAULT_PROFILE, LM_PROFILES
-from gnuradio.largesc.core.recovery import STRATEGIES, build, recover
+from gnuradio.largesc.core.recovery import STRATEGIES, build, recover, recover_lookahead
 from gnuradio.largesc.core.recovery.registry import REGISTRY
 from gnuradio.largesc.evaluation import largesc_system as ls
 from gnuradio.largesc.gr_support.latency import decoder_delay_frames
@@ -39,7 +40,7 @@ def link():
     nfr = codes.shape[1]
     allocs = ls.allocations(act, "adaptive", 1100.0, P, D)
     lost = np.random.default_rng(7).random(nfr) < P
-    pk = Packetizer(d=D, epoch=EPOCH)
+    pk = Packetizer(d=D, epoch=EPOCH, fmt=get_format(DEFAULT_FORMAT))     # the default format, as the blocks
     kept = []
     for f in range(nfr):
         pkt = pk.push(codes[:, f], *allocs[f])
@@ -62,8 +63,12 @@ def eval_path(kept, nfr, strategy, fill_not_sent, overlap=True):
         kw["codec"] = codec
     if strategy.startswith("moshi"):
         kw.update(profile=LM, seed=SEED)
-    tok, st = recover(build(strategy, **kw), tokens, states)
-    nxt = ls.provisional_next(tokens, states) if overlap and REGISTRY[strategy].latency else None
+    rec = build(strategy, **kw)
+    nxt = None
+    if overlap and REGISTRY[strategy].latency:
+        tok, st, *nxt = recover_lookahead(rec, tokens, states)
+    else:
+        tok, st = recover(rec, tokens, states)
     y24, prefix_decode = ls.decode_recovered(codec, tok, st, nxt)
     assert prefix_decode
     return y24, st

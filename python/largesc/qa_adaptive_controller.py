@@ -12,6 +12,7 @@ from gnuradio import blocks, gr, gr_unittest
 
 from gnuradio.largesc.adaptive_controller import adaptive_controller
 from gnuradio.largesc.core.link.packet import unpack
+from gnuradio.largesc.core.link.packet_formats import DEFAULT_FORMAT, get_format
 from gnuradio.largesc.packet_erasure_channel import packet_erasure_channel
 
 
@@ -50,7 +51,7 @@ def yaml_callbacks(block_id):
 class qa_adaptive_controller(gr_unittest.TestCase):
 
     def test_one_packet_per_frame_then_eos(self):
-        ctl = adaptive_controller(bandwidth_bps=1100.0, d=1, loss_rate=0.2, epoch=2)
+        ctl = adaptive_controller(bandwidth_bps=1100.0, d=1, loss_rate=0.2, epoch=2, packet_format="v1")
         act = [-60.0] * 10 + [-20.0] * 50
         toks, msgs = run_controller(ctl, 60, act)
         self.assertEqual(len(msgs), 61)
@@ -158,8 +159,8 @@ class qa_adaptive_controller(gr_unittest.TestCase):
         tb.connect(s1, (ctl, 1))
         tb.msg_connect(ctl, "pdus", dbg, "store")
         tb.run()
-        pkt = unpack(bytes(pmt.u8vector_elements(pmt.cdr(dbg.get_message(0)))))
-        self.assertEqual(pkt.frames[0].tokens[:2], (2047, 0))
+        pkt = get_format(DEFAULT_FORMAT).unpack(bytes(pmt.u8vector_elements(pmt.cdr(dbg.get_message(0)))))
+        self.assertEqual(tuple(pkt.frames[0].tokens[:2]), (2047, 0))
         self.assertEqual(ctl.get_stats()["bad_tokens"], 1)
 
     def test_ctrl_message_applies_all_or_nothing(self):
@@ -176,7 +177,7 @@ class qa_adaptive_controller(gr_unittest.TestCase):
         self.assertEqual((st["ctrl_msgs"], st["bad_messages"]), (1, 6))
 
     def test_frames_per_packet(self):
-        ctl = adaptive_controller(d=2, frames_per_packet=2, loss_rate=0.2)
+        ctl = adaptive_controller(d=2, frames_per_packet=2, loss_rate=0.2, packet_format="v1")
         toks, msgs = run_controller(ctl, 31)
         self.assertEqual(len(msgs), 16 + 1)            # 15 pairs, one single, eos
         pkts = [unpack(data) for _, data in msgs[:-1]]

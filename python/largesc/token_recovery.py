@@ -14,9 +14,10 @@ call, pass the tag on with it, and start the next stream afresh. Without the tag
 of such a stream stays held back. The baselines (zero, repeat, prefix) hold nothing back.
 
 Look-ahead outputs (`lookahead`): outputs 2 and 3 carry, for output frame k, the provisional
-frame k+1: its tokens and states as received (pushed into the strategy, not yet final), or all
-codebooks lost when frame k+1 has not arrived (strategies that hold nothing back, end of
-stream). A decoder with overlap (mimi_decoder) uses it as its look-ahead, so the hold and the
+frame k+1: the strategy's provisional fill of it when it is the frame held back (`latent`: filled
+from the past alone), else its tokens and states as received, or all codebooks lost when frame
+k+1 has not arrived (strategies that hold nothing back, end of stream); as
+core.recovery.recover_lookahead. A decoder with overlap (mimi_decoder) uses it as its look-ahead, so the hold and the
 look-ahead are one wait (docs/latency.md).
 
 Input tags are re-emitted at the same item offset (output k = input k); frames with filled
@@ -34,6 +35,7 @@ from .core import torch_env
 from .core.link import frames
 from .core.profiles import DEFAULT_PROFILE, resolve_recovery
 from .core.recovery import build as build_recovery
+from .core.recovery import received
 from .gr_support import params as P
 from .gr_support.block_params import (
     FEEDBACK_MODES,
@@ -54,15 +56,6 @@ MAX_PRIME_FRAMES = 256
 EOS = pmt.intern("eos")
 TAG_GENERATED = pmt.intern("generated")
 TAG_FALLBACK = pmt.intern("fallback")
-
-
-def _received(tokens, states) -> tuple[np.ndarray, np.ndarray]:
-    """A frame as received, for the look-ahead: unknown or invalid tokens 0, invalid states lost."""
-    s = np.asarray(states, np.int64)
-    s = np.where((s < 0) | (s > frames.STATE_NOT_SENT), frames.STATE_LOST, s).astype(np.uint8)
-    t = np.asarray(tokens, np.int64)
-    ok = np.isin(s, frames.KNOWN_STATES) & (t >= 0) & (t < frames.CODEBOOK_SIZE)
-    return np.where(ok, t, 0).astype(np.int32), np.where(ok | ~np.isin(s, frames.KNOWN_STATES), s, frames.STATE_LOST).astype(np.uint8)
 
 
 class token_recovery(gr.basic_block):
@@ -188,12 +181,13 @@ class token_recovery(gr.basic_block):
                 found.setdefault(tag.offset, []).append((port, tag.key, tag.value, tag.srcid))
         return found
 
-    def _write(self, out, j, tokens, states):
+    def _write(self, out, j, tokens, states, held=None, prov=None):
         out[0][j] = tokens
         out[1][j] = states
-        if self.lookahead:
-            nxt = self._raw.pop(self._emitted + 1, None)
-            for k in [k for k in self._raw if k <= self._emitted + 1]:
+        if self.lookahead:                     # the successor: provisional fill, as received, or lost
+            succ = self._emitted + 1
+            nxt = prov if (succ == held and prov is not None) else self._raw.get(succ)
+            for k in [k for k in self._raw if k < succ]:
                 del self._raw[k]
             out[2][j] = nxt[0] if nxt is not None else 0
             out[3][j] = nxt[1] if nxt is not None else frames.STATE_LOST
@@ -224,9 +218,11 @@ class token_recovery(gr.basic_block):
                 if frame_tags:      # kept until this frame goes out (output k = input k)
                     self._tags[first + consumed] = frame_tags
                 if self.lookahead:
-                    self._raw[first + consumed] = _received(input_items[0][consumed], input_items[1][consumed])
+                    self._raw[first + consumed] = received(input_items[0][consumed], input_items[1][consumed])
                 t0 = time.perf_counter()
                 done = self.rec.push(input_items[0][consumed], input_items[1][consumed])
+                prov = self.rec.provisional() if self.lookahead else None
+                n_pushed = len(done)
                 if at_eos:
                     done += self.rec.flush()
                 ms = (time.perf_counter() - t0) * 1e3
@@ -234,8 +230,9 @@ class token_recovery(gr.basic_block):
                 self._time["push_ms_max"] = max(self._time["push_ms_max"], ms)
                 if self.stage_observers:
                     self.stage_observers.notify(StageEvent("recovery", ms / 1e3, {"frames": done}))
-                for tokens, states in done:
-                    self._write(output_items, produced, tokens, states)
+                for i, (tokens, states) in enumerate(done):
+                    self._write(output_items, produced, tokens, states,
+                                first + consumed if i < n_pushed else None, prov)
                     produced += 1
                     if self._emitted % self.stats_interval == 0 and not at_eos:
                         self.message_port_pub(STATS, stats_to_pmt(self.rec.get_stats()))

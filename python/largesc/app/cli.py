@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..core import profiles
+from ..core.link.packet_formats import DEFAULT_FORMAT, FORMATS
 from ..core.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 
 os.environ.setdefault("NO_TORCH_COMPILE", "1")
@@ -149,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out-dir", default="out/demo")
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    s.add_argument("--packet-format", default="v1", choices=["v1", "compact", "compact_crc"],
+    s.add_argument("--packet-format", default=DEFAULT_FORMAT, choices=list(FORMATS),
                    help="packet format (docs/packet-format.md); the report shows payload, header and on-air bps")
     s.set_defaults(func=cmd_demo)
     for name, (_, text) in DELEGATED.items():

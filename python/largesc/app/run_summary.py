@@ -1,6 +1,7 @@
 """The summary of a loopback run: counters, rates and the latency table, as a dict and as text."""
 from __future__ import annotations
 
+from ..core.link.packet_formats import DEFAULT_FORMAT
 from ..gr_support.latency import latency_totals
 
 
@@ -56,9 +57,10 @@ def _summary(o, rate, n_in, tx, ch, rx, load_s, run_s, d_max) -> dict:
         "output_samples": n_in, "profile": o.profile, "recovery": o.recovery,
         "bandwidth_bps": o.bandwidth, "loss": o.loss, "loss_model": o.loss_model,
         "burst": o.burst, "d": o.d, "d_max": d_max, "feedback": o.feedback, "seed": o.seed,
-        "packet_format": getattr(o, "packet_format", "v1"),
+        "packet_format": getattr(o, "packet_format", DEFAULT_FORMAT),
         "frames": n_frames, "packets": ctl["packets"],
         "payload_bits": ctl["payload_bits"], "header_bits": ctl["overhead_bits"],
+        "header_bits_per_packet": round(ctl["overhead_bits"] / max(1, ctl["packets"]), 2),
         "payload_bps": round(ctl["payload_bps"], 2), "header_bps": round(ctl["overhead_bps"], 2),
         "on_air_bps": on_air, "channel": o.channel, **phy,
         "packets_dropped": cs["dropped"], "channel_loss": round(cs["loss"], 4),
@@ -114,7 +116,8 @@ def format_summary(s: dict) -> str:
             ("frames", s["frames"]), ("packets", s["packets"]),
             ("payload bits / bps", f"{s['payload_bits']} / {s['payload_bps']}"),
             ("header bits / bps", f"{s['header_bits']} / {s['header_bps']} (header + CRC + pad)"),
-            ("payload + header = on-air (packet format " + s.get("packet_format", "v1") + ")",
+            ("header bits per packet", s["header_bits_per_packet"]),
+            ("payload + header = on-air (packet format " + s.get("packet_format", DEFAULT_FORMAT) + ")",
              f"{s['payload_bps']} + {s['header_bps']} = {s['on_air_bps']} bps"),
             *rate_rows,
             ("packets dropped" + (" (lost by the PHY)" if s.get("channel") == "phy" else ""),

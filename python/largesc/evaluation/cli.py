@@ -51,6 +51,7 @@ def _shard(s: str) -> tuple[int, int]:
     return i - 1, n
 
 
+from ..core.link.packet_formats import DEFAULT_FORMAT, FORMATS  # noqa: E402
 from ..core.profiles import DEFAULT_PROFILE, PROFILE_NAMES  # noqa: E402
 from ..core.recovery.registry import CHOICES as RECOVERY_CHOICES  # noqa: E402
 
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--p", dest="ps", type=_floats, help="comma list of loss rates")
     s.add_argument("--loss-models", type=_names, help=f"comma list from {', '.join(losstrace.LOSS_MODELS)}, "
                    "or gilbert_elliott@<mean burst ms> (a burst per model)")
-    s.add_argument("--packet-format", default="v1", choices=["v1", "compact", "compact_crc"],
+    s.add_argument("--packet-format", default=DEFAULT_FORMAT, choices=list(FORMATS),
                    help="LargeSC packet format (docs/packet-format.md): sets its header and on-air rate")
     s.add_argument("--bandwidths", type=_floats, help="comma list of LargeSC budgets B (bps)")
     s.add_argument("--metrics", type=_names, default=metrics.METRICS, help=f"comma list from {', '.join(metrics.METRICS)}")
@@ -218,7 +219,7 @@ def flowgraph_latency(cfg, timeout_s: float = 240.0) -> str:
     import tempfile
     args = ["--profile", cfg.profile, "--recovery", cfg.recovery, "--loss", f"{max(cfg.ps):g}",
             "--bandwidth", f"{cfg.bandwidths[0]:g}", "--seed", str(cfg.seed),
-            "--packet-format", getattr(cfg, "packet_format", "v1")]
+            "--packet-format", getattr(cfg, "packet_format", DEFAULT_FORMAT)]
     shown = "gr-largesc run " + " ".join(args)
     try:
         from ..app import run_summary

@@ -35,7 +35,7 @@ from ..core.audio_io import resample
 from ..core.link import frames
 from ..core.link.controller import AdaptiveController
 from ..core.link.packet import Packetizer
-from ..core.link.packet_formats import get_format
+from ..core.link.packet_formats import DEFAULT_FORMAT, get_format
 from ..core.link.reassembly import Reassembler, frames_to_arrays
 from ..core.profiles import DEFAULT_PROFILE, MINI_FAMILY
 from ..core.recovery.registry import REGISTRY
@@ -166,22 +166,13 @@ def oracle(codes: np.ndarray, tokens: np.ndarray, states: np.ndarray) -> tuple[n
     return tok, st
 
 
-def provisional_next(tokens: np.ndarray, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """What token recovery's look-ahead outputs carry for a holding strategy (token_recovery.py):
-    column j is frame j+1 as received (unknown tokens 0), the last column all lost."""
-    known = np.isin(states, frames.KNOWN_STATES)
-    t = np.where(known, tokens, 0)
-    nt = np.concatenate([t[:, 1:], np.zeros((t.shape[0], 1), t.dtype)], 1)
-    ns = np.concatenate([states[:, 1:], np.full((states.shape[0], 1), frames.STATE_LOST, states.dtype)], 1)
-    return nt, ns
-
-
 def decode_recovered(codec, tok: np.ndarray, st: np.ndarray, nxt=None) -> tuple[np.ndarray, bool]:
     """(24 kHz audio, prefix_decode) of recovered tokens and states [8, F]: each frame decodes its
     decodable prefix (the leading codebooks received or filled), as LargeSC RX's decoder does
     (tests/test_rx_matches_eval.py); prefix_decode is False for a codec without per-frame
-    prefixes, whose unknown tokens are then code 0. `nxt` (provisional_next's pair): decode
-    overlapped, each frame with its provisional successor (a codec with supports_overlap)."""
+    prefixes, whose unknown tokens are then code 0. `nxt` (core.recovery.recover_lookahead's
+    next_tok, next_st): decode overlapped, each frame with its provisional successor (a codec
+    with supports_overlap)."""
     prefix = np.clip(frames.decodable_prefixes(st.T), 1, frames.NUM_CODEBOOKS)
     tok = np.where(np.arange(frames.NUM_CODEBOOKS)[:, None] < prefix[None, :], tok, 0)
     if nxt is not None and getattr(codec, "supports_overlap", False):
@@ -199,7 +190,7 @@ def decode_recovered(codec, tok: np.ndarray, st: np.ndarray, nxt=None) -> tuple[
 def run(x16: np.ndarray, trace, *, profile: str = DEFAULT_PROFILE, bandwidth_bps: float = 1100.0,
         p: float = 0.0, allocation: str = "adaptive", recovery: str = "moshi", d: int = 1,
         lora: str | None = None, seed: int = 0, activity: str = "codec",
-        temperature: float | None = None, packet_format: str = "v1",
+        temperature: float | None = None, packet_format: str = DEFAULT_FORMAT,
         overlap: bool = True) -> tuple[np.ndarray, dict]:
     """One utterance through LargeSC; returns (y float32 16 kHz, info).
 
@@ -213,7 +204,7 @@ def run(x16: np.ndarray, trace, *, profile: str = DEFAULT_PROFILE, bandwidth_bps
     activity: what the controller's content importance is computed from: ``codec`` (the codec's
     own source, as the blocks do: Mimi's latent level, mini's input level; core.codec.activity_db)
     or ``audio`` (always the input frame level)."""
-    from ..core.recovery import recover
+    from ..core.recovery import recover, recover_lookahead
     if allocation not in ALLOCATIONS:
         raise ValueError(f"allocation must be one of {ALLOCATIONS}")
     codec = get_codec(profile)
@@ -241,6 +232,7 @@ def run(x16: np.ndarray, trace, *, profile: str = DEFAULT_PROFILE, bandwidth_bps
     out_frames += ra.flush(until=nfr)
     tokens, states = frames_to_arrays(out_frames[:nfr])
     frame_class = frame_classes(states)
+    nxt = None
     if recovery == "oracle":
         tok, st = oracle(codes, tokens, states)
     else:
@@ -248,9 +240,10 @@ def run(x16: np.ndarray, trace, *, profile: str = DEFAULT_PROFILE, bandwidth_bps
         if hasattr(rec, "seed"):
             rec.seed(seed)
         rec.reset()
-        tok, st = recover(rec, tokens, states)
-    holds = recovery in REGISTRY and REGISTRY[recovery].latency > 0
-    nxt = provisional_next(tokens, states) if overlap and holds else None
+        if overlap and REGISTRY[recovery].latency > 0 and getattr(codec, "supports_overlap", False):
+            tok, st, *nxt = recover_lookahead(rec, tokens, states)
+        else:
+            tok, st = recover(rec, tokens, states)
     y24, prefix_decode = decode_recovered(codec, tok, st, nxt)
     y16 = resample(y24, frames.SAMPLE_RATE, FS)[:len(x16)]
     dur = nfr * frames.FRAME_SECONDS

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.link.packet_formats import DEFAULT_FORMAT
 from ..core.profiles import DEFAULT_PROFILE, MINI_FAMILY
 from . import losstrace, metrics, systems
 
@@ -46,7 +47,7 @@ class Config:
     cache_dir: str | None = None
     activity: str = "codec"
     temperature: float | None = None          # moshi recovery sampling temperature (None: its default)
-    packet_format: str = "v1"                 # LargeSC packet format (core.link.packet_formats)
+    packet_format: str = DEFAULT_FORMAT                 # LargeSC packet format (core.link.packet_formats)
 
     def conditions(self, system: systems.System) -> list[tuple[str, float, float | None]]:
         """(loss model, p, B) for a system; B only for systems that follow the budget."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.link.packet_formats import DEFAULT_FORMAT
 from ..core.profiles import DEFAULT_PROFILE, MINI_FAMILY
 from ..core.recovery.base import LATENCY
 
@@ -66,7 +67,7 @@ def get(name: str) -> System:
 
 def run(system: System, x16: np.ndarray, trace, *, p: float, bandwidth_bps: float, profile: str,
         recovery: str, lora: str | None, seed: int, activity: str = "codec",
-        temperature: float | None = None, packet_format: str = "v1") -> tuple[np.ndarray, dict]:
+        temperature: float | None = None, packet_format: str = DEFAULT_FORMAT) -> tuple[np.ndarray, dict]:
     """(y, info); info has payload_bps, and for LargeSC also header_bps and on_air_bps (the
     baselines' own framing, e.g. RTP/UDP, is not modelled: their header and on-air rates are blank)."""
     k, prm = system.kind, system.params

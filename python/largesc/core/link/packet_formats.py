@@ -1,9 +1,10 @@
 """The packet formats a session can use, behind one interface (docs/packet-format.md).
 
 - ``v1``: 24-bit header (version, epoch, sequence 12 bit, N and R, optional multi-frame
-  extension) + CRC-8; the default, for links that do not check frames themselves;
-- ``compact``: 12-bit header (sequence 9 bit, R), one frame per packet, no CRC: for links
-  that already check frames (the GMSK PHY's CRC-32, UDP's checksum);
+  extension) + CRC-8: for several frames per packet, or where restarts must be told apart;
+- ``compact`` (the default): 12-bit header (sequence 9 bit, R), one frame per packet, no CRC:
+  for links that already check frames (the packet erasure channel, the GMSK PHY's CRC-32,
+  UDP's checksum);
 - ``compact_crc``: the compact header plus the CRC-8, for narrow links without a frame check.
 
 Both ends of a session must be configured with the same format (as with d): no field tells one
@@ -17,7 +18,7 @@ from . import packet as v1
 from . import packet_compact as compact
 from .packet import Packet, PacketFrame
 
-DEFAULT_FORMAT = "v1"
+DEFAULT_FORMAT = "compact"
 FORMATS = ("v1", "compact", "compact_crc")
 
 

@@ -5,7 +5,20 @@ and its rules (see its docstring), `baselines` the zero / repeat / prefix strate
 """
 from __future__ import annotations
 
-from .base import CARD, DECODABLE, KNOWN, LATENCY, STRATEGIES, K, Recovery, decodable_prefix, recover, token_accuracy  # noqa: F401
+from .base import (  # noqa: F401
+    CARD,
+    DECODABLE,
+    KNOWN,
+    LATENCY,
+    STRATEGIES,
+    K,
+    Recovery,
+    decodable_prefix,
+    received,
+    recover,
+    recover_lookahead,
+    token_accuracy,
+)
 from .baselines import PrefixRecovery, RepeatRecovery, ZeroRecovery  # noqa: F401
 
 

@@ -66,6 +66,12 @@ class Recovery:
     def reset(self) -> None:
         """Start a new stream (counters are kept)."""
 
+    def provisional(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The frame held back, filled as well as can be before its successor arrives (the
+        decoder's look-ahead with overlap, docs/latency.md); None: nothing held, or no
+        provisional fill (the frame is then used as received). Changes no state."""
+        return None
+
     def get_stats(self) -> dict:
         """Counters: frames in/out, tokens by output state, fallbacks and model events."""
         return {"strategy": self.name, **{k: int(v) for k, v in sorted(self.counters.items())}}
@@ -134,6 +140,50 @@ def recover(rec: Recovery, tokens: np.ndarray, states: np.ndarray) -> tuple[np.n
         raise RuntimeError(f"{rec.name}: {len(out)} frames out for {tokens.shape[1]} in")
     return (np.stack([t for t, _ in out], 1).reshape(K, -1),
             np.stack([s for _, s in out], 1).reshape(K, -1))
+
+
+def recover_lookahead(rec: Recovery, tokens: np.ndarray, states: np.ndarray):
+    """`recover` plus what Token Recovery's look-ahead outputs carry for each output frame k
+    (token_recovery.py): frame k+1's provisional fill when it is the frame held back, else frame
+    k+1 as received when it was pushed, else all codebooks lost. Returns (tok, st, next_tok,
+    next_st), each [K, F]."""
+    tokens, states = np.asarray(tokens), np.asarray(states)
+    f_all = tokens.shape[1]
+    lost = (np.zeros(K, np.int64), np.full(K, frames.STATE_LOST, np.uint8))
+    out, nxt = [], []
+    for f in range(f_all):
+        done = rec.push(tokens[:, f], states[:, f])
+        prov = rec.provisional()
+        for fr in done:
+            j = len(out) + 1                      # the successor of this output frame
+            out.append(fr)
+            if j == f and prov is not None:
+                nxt.append(prov)
+            elif j <= f:
+                nxt.append(received(tokens[:, j], states[:, j]))
+            else:
+                nxt.append(lost)
+    for fr in rec.flush():
+        out.append(fr)
+        nxt.append(lost)
+    if len(out) != f_all:
+        raise RuntimeError(f"{rec.name}: {len(out)} frames out for {f_all} in")
+
+    def stack(items):
+        return (np.stack([t for t, _ in items], 1).reshape(K, -1).astype(np.int64),
+                np.stack([s for _, s in items], 1).reshape(K, -1).astype(np.uint8))
+    return (*stack(out), *stack(nxt))
+
+
+def received(tokens, states) -> tuple[np.ndarray, np.ndarray]:
+    """A frame as received, for a look-ahead: unknown or invalid tokens 0, invalid states lost."""
+    s = np.asarray(states, np.int64)
+    s = np.where((s < 0) | (s > frames.STATE_NOT_SENT), frames.STATE_LOST, s)
+    t = np.asarray(tokens, np.int64)
+    known = np.isin(s, KNOWN)
+    bad = known & ((t < 0) | (t >= CARD))
+    s = np.where(bad, frames.STATE_LOST, s).astype(np.uint8)
+    return np.where(np.isin(s, KNOWN), t, 0).astype(np.int64), s
 
 
 def token_accuracy(ref: np.ndarray, out: np.ndarray, mask: np.ndarray) -> float:

@@ -130,7 +130,14 @@ class LatentRecovery(Recovery):
     def _vector(self, tokens, prefix: int) -> np.ndarray:
         return self.codec.dequantize(tokens[:, None], np.array([prefix]))[:, 0]
 
-    def _fill(self, tokens, states, nxt):
+    def provisional(self):
+        """The held frame filled from the past alone (its successor has not arrived): the
+        decoder's look-ahead with overlap."""
+        if self._held is None:
+            return None
+        return self._estimate(*self._held, None)
+
+    def _estimate(self, tokens, states, nxt):
         m, want = known_prefix(states), self.wanted(states)
         values = np.zeros(K, np.int64)
         if want.any():
@@ -138,7 +145,10 @@ class LatentRecovery(Recovery):
             v_next = self._vector(nxt[0], m_next) if m_next > 0 else None
             target = self.model.predict(self._past, self._vector(tokens, m), m, v_next, m_next)
             values = self.codec.requantize(target[:, None], tokens[:, None], np.array([m]))[:, 0]
-        out_t, out_s = self.finish(tokens, states, want, values)
+        return self.finish(tokens, states, want, values)
+
+    def _fill(self, tokens, states, nxt):
+        out_t, out_s = self._estimate(tokens, states, nxt)
         n = int(frames.decodable_prefixes(out_s[None, :])[0])
         self._past = np.concatenate([self._past[1:], self._vector(out_t, n)[None].astype(np.float32)])
         return out_t, out_s
