@@ -145,7 +145,7 @@ class qa_largesc_rx(gr_unittest.TestCase):
             with self.subTest(hold_last=hold_last):
                 tb = gr.top_block()
                 pz = Packetizer(d=1, epoch=1)
-                dp = depacketizer(d=1, d_max=1, hold_last=hold_last)
+                dp = depacketizer(d=1, d_max=1, hold_last=hold_last, packet_format="v1")   # v1 packets
                 k0, k1 = blocks.vector_sink_i(8), blocks.vector_sink_b(8)
                 tb.connect((dp, 0), k0)
                 tb.connect((dp, 1), k1)

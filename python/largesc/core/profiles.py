@@ -61,7 +61,7 @@ def has_lm(name: str) -> bool:
 
 def no_lm_message(name: str) -> str:
     return (f"profile {name!r} has no recovery LM yet (its codec's tokens differ from mini-v1's): use a "
-            f"model-free strategy (interp, prefix, repeat, zero) or a profile with an LM ({', '.join(LM_PROFILES)})")
+            f"strategy without an LM (latent, interp, prefix, repeat, zero) or a profile with an LM ({', '.join(LM_PROFILES)})")
 
 
 def models_dir() -> Path:

@@ -111,7 +111,8 @@ def write_report(rows: list[dict], out_dir: str | Path, meta: dict, plots: bool 
         lat = systems_mod.algorithmic_latency_ms(sysobj, meta.get("recovery", "moshi"),
                                                  meta.get("profile", "tiny")) if sysobj else {}
         lat_s = (f"{sum(lat.values()):.0f} ms (packet {lat['packet']:.0f} + lookahead {lat['lookahead']:.1f} "
-                 f"+ receiver wait {lat['receiver_wait']:.0f} + recovery {lat['recovery']:.0f})") if lat else ""
+                 f"+ receiver wait {lat['receiver_wait']:.0f} + recovery {lat['recovery']:.0f}"
+                 + (f" - overlap {-lat['overlap']:.0f}" if lat.get("overlap") else "") + ")") if lat else ""
         pay, head, air = _rate_cells(s["rates"], name)
         L.append(f"| {name} | {pk:g} ms | {pay} | {head} | {air} | {lat_s} |"
                  if r_all and np.isfinite(np.mean(r_all)) else f"| {name} | - | - | - | - | - |")
@@ -126,7 +127,8 @@ def write_report(rows: list[dict], out_dir: str | Path, meta: dict, plots: bool 
                      "the importance from the input level instead.")
             break
     L.append("\nAlgorithmic latency counts packetisation, codec look-ahead and the receiver's waits "
-             "(LargeSC: copy distance d = 1 frame, `moshi` recovery holds one frame); it excludes "
+             "(LargeSC: copy distance d = 1 frame; `latent`, `interp` and `moshi` recovery hold one frame, which "
+             "overlaps the mini codec's one-frame look-ahead and the copy wait, docs/latency.md); it excludes "
              "processing time. Payload rates count codec payload only (LargeSC: token bits); the header "
              "rate is LargeSC's header + CRC + padding (packet format "
              f"`{meta.get('packet_format', 'v1')}`, docs/packet-format.md) and on air = payload + header. "

@@ -95,14 +95,21 @@ def algorithmic_latency_ms(system: System, recovery: str = "moshi", profile: str
     k, prm = system.kind, system.params
     if k == "largesc":
         rec = prm["recovery"] or recovery
-        look = 0.0
+        look, ov, dec = 0.0, 0, 0
         if profile in MINI_FAMILY:  # the codec's declared look-ahead (v1: 2 frames; v2: its window)
+            from ..gr_support.latency import decoder_delay_frames, overlap_frames
             from .largesc_system import get_codec
             c = get_codec(profile)
             look = 80.0 * c.stream_delay_frames + 1000.0 * c.sub_frame_delay_samples / c.sample_rate
-        # the reassembler holds a missing frame until packet f + d_max (d = d_max = 1) arrives
-        return {"packet": 80.0, "lookahead": look, "receiver_wait": 80.0,
-                "recovery": 80.0 * LATENCY.get(rec, 0)}
+            ov, dec = overlap_frames(c, LATENCY.get(rec, 0)), decoder_delay_frames(c)
+        # the reassembler holds a missing frame until packet f + d_max (d = d_max = 1) arrives; with
+        # the overlap (docs/latency.md) that wait and the recovery hold share the decoder's look-ahead
+        wait = 1 if not ov else max(0, 1 - max(LATENCY.get(rec, 0), dec))
+        out = {"packet": 80.0, "lookahead": look, "receiver_wait": 80.0 * wait,
+               "recovery": 80.0 * LATENCY.get(rec, 0)}
+        if ov:
+            out["overlap"] = -80.0 * ov
+        return out
     if k == "opus":
         return {"packet": 20.0, "lookahead": 6.5, "receiver_wait": 20.0 if prm["fec"] else 0.0, "recovery": 0.0}
     if k == "aac":

@@ -31,11 +31,33 @@ def known_prefix(states: np.ndarray) -> int:
     return int(np.argmin(k)) if not k.all() else K
 
 
-class InterpRecovery(Recovery):
+class _QuantizerSpaceHold(Recovery):
+    """A strategy in the codec's quantizer space that holds one frame: frame k is filled
+    (`_fill(tokens, states, nxt)`) when frame k+1 arrives, or at flush with nxt None."""
+
+    latency = 1
+    codec = None
+    _held = None
+
+    def _push(self, tokens, states):
+        held, self._held = self._held, (tokens, states)
+        return [] if held is None else [self._fill(*held, nxt=(tokens, states))]
+
+    def _flush(self):
+        held, self._held = self._held, None
+        return [] if held is None else [self._fill(*held, nxt=None)]
+
+    def _vector(self, tokens, prefix: int) -> np.ndarray:
+        return self.codec.dequantize(tokens[:, None], np.array([prefix]))[:, 0]
+
+    def _fill(self, tokens, states, nxt):
+        raise NotImplementedError
+
+
+class InterpRecovery(_QuantizerSpaceHold):
     """Latent interpolation across a gap, with a one-frame hold (see the module docstring)."""
 
     name = "interp"
-    latency = 1
 
     def __init__(self, codec, *, fill_not_sent: bool = True, pull: float = 0.5, mean_frames: float = 50.0):
         super().__init__(fill_not_sent=fill_not_sent)
@@ -50,17 +72,6 @@ class InterpRecovery(Recovery):
         self._held = None          # (tokens, states) of the frame waiting for its successor
         self._prev = None          # vector of the last frame out
         self._mean = None          # running mean of received frames' vectors
-
-    def _push(self, tokens, states):
-        held, self._held = self._held, (tokens, states)
-        return [] if held is None else [self._fill(*held, nxt=(tokens, states))]
-
-    def _flush(self):
-        held, self._held = self._held, None
-        return [] if held is None else [self._fill(*held, nxt=None)]
-
-    def _vector(self, tokens, prefix: int) -> np.ndarray:
-        return self.codec.dequantize(tokens[:, None], np.array([prefix]))[:, 0]
 
     def _fill(self, tokens, states, nxt):
         m, want = known_prefix(states), self.wanted(states)
@@ -97,11 +108,10 @@ class InterpRecovery(Recovery):
         return own + (np.mean(rest, axis=0) if rest else 0.0)
 
 
-class LatentRecovery(Recovery):
+class LatentRecovery(_QuantizerSpaceHold):
     """The learned latent predictor with a one-frame hold (see the module docstring)."""
 
     name = "latent"
-    latency = 1
 
     def __init__(self, codec, predictor):
         super().__init__(fill_not_sent=False)          # measured: filling them lowers PLCMOS (docs/recovery.md)
@@ -118,17 +128,6 @@ class LatentRecovery(Recovery):
     def reset(self) -> None:
         self._held = None
         self._past = np.zeros((self.model.cfg.context, self.model.cfg.dim), np.float32)
-
-    def _push(self, tokens, states):
-        held, self._held = self._held, (tokens, states)
-        return [] if held is None else [self._fill(*held, nxt=(tokens, states))]
-
-    def _flush(self):
-        held, self._held = self._held, None
-        return [] if held is None else [self._fill(*held, nxt=None)]
-
-    def _vector(self, tokens, prefix: int) -> np.ndarray:
-        return self.codec.dequantize(tokens[:, None], np.array([prefix]))[:, 0]
 
     def provisional(self):
         """The held frame filled from the past alone (its successor has not arrived): the
