@@ -120,6 +120,22 @@ class FrameConvStack(nn.Module):
         self._hist = None
 
 
+def _snapshot(tf):
+    """A copy of a streaming decoder stage's state (FrameConvStack's history, or a moshi
+    streaming transformer's), to run a provisional frame through it and put the state back."""
+    import copy
+    if hasattr(tf, "get_streaming_state"):
+        return copy.deepcopy(tf.get_streaming_state())
+    return None if tf._hist is None else list(tf._hist)
+
+
+def _restore(tf, saved) -> None:
+    if hasattr(tf, "set_streaming_state"):
+        tf.set_streaming_state(saved)
+    else:
+        tf._hist = saved
+
+
 class MiniCodecModel(nn.Module):
     def __init__(self, cfg: MiniConfig):
         super().__init__()
@@ -279,6 +295,7 @@ class MiniCodec(TokenCodec):
     activity_source = "audio"
     encoder_delay_frames = 1
     sub_frame_delay_samples = W.LAG_24   # WORLD synthesis' 16 -> 24 kHz resampler (3 ms)
+    supports_overlap = True       # stream_decode_overlap: the provisional next frame as look-ahead
     ENC_HISTORY = 3               # frames of past audio kept for streaming WORLD analysis (240 ms)
 
     def __init__(self, model: MiniCodecModel, num_codebooks: int = 8, device="cpu"):
@@ -449,6 +466,60 @@ class MiniCodec(TokenCodec):
         m.quantizer.set_num_codebooks(self._nq)
         codes = m.quantizer.encode(z)[0]
         return codes.cpu().numpy().astype(np.int64), z[0].cpu().numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def stream_decode_overlap(self, codes, prefix, states, next_codes, next_states):
+        """Overlap (docs/latency.md): each final frame j comes with the provisional frame j+1
+        (next_codes [k, n], next_states [n, 8]; absent when its decodable prefix is empty), and
+        frame j is decoded at once: the decoder transformer runs the provisional frame from a copy
+        of its streaming state, which is then put back, so only final frames enter its history.
+        No lead-in frame; a frame without a provisional successor decodes without look-ahead."""
+        from ..link import frames as F_
+        if not self._streaming:
+            raise RuntimeError("call start_streaming() first")
+        c = np.asarray(codes, np.int64)
+        prefix = _check_prefix(prefix, c.shape)
+        nc = np.asarray(next_codes, np.int64)
+        npre = F_.decodable_prefixes(np.asarray(next_states, np.uint8))
+        m = self.model
+        if self._dec_state is None:
+            m.dec_tf.streaming_forever(1)
+            self._dec_state = True
+
+        def up_of(col, k):
+            q = m.quantizer.decode(torch.from_numpy(col[:k, None].copy())[None].to(self.device))
+            return m.dec_up(m.dec_tf(q.transpose(1, 2)).transpose(1, 2))
+
+        out = []
+        for j in range(c.shape[1]):
+            k = c.shape[0] if prefix is None else int(prefix[j])
+            up = up_of(c[:, j], k)
+            self._dec_hist = up if self._dec_hist is None else torch.cat([self._dec_hist, up], -1)[..., -2 * SUB:]
+            win, look = self._dec_hist, int(min(npre[j], nc.shape[0])) > 0
+            if look:
+                saved = _snapshot(m.dec_tf)
+                win = torch.cat([win, up_of(nc[:, j], int(min(npre[j], nc.shape[0])))], -1)
+                _restore(m.dec_tf, saved)
+            y = m.head(m.dec_conv(win))
+            n = win.shape[-1]
+            seg = y[..., n - 2 * SUB:n - SUB] if look else y[..., n - SUB:]
+            out.append(self._synth.process(m.denormalize(seg)[0].cpu().numpy()))
+        if not out:
+            return np.zeros(0, np.float32)
+        return np.concatenate(out).astype(np.float32)
+
+    def decode_overlap(self, codes, prefix, states, next_codes, next_states) -> np.ndarray:
+        """Offline twin of stream_decode_overlap (the same code from a fresh decoder state)."""
+        was = self._streaming
+        saved = (self._dec_hist, self._synth, self._dec_state)
+        self._stop_tf()
+        self._streaming, self._dec_hist, self._synth = True, None, W.WorldSynth()
+        try:
+            return self.stream_decode_overlap(codes, prefix, states, next_codes, next_states)
+        finally:
+            self._stop_tf()
+            self._streaming = was
+            self._dec_hist, self._synth = saved[0], saved[1]
 
     @torch.no_grad()
     def stream_decode(self, codes, prefix=None):
