@@ -28,7 +28,8 @@ from .core.link.controller import DEFAULT_FEEDBACK_TIMEOUT, MAX_TOKENS, MIN_TOKE
 from .core.link.frames import CODEBOOK_SIZE, FRAME_RATE, NUM_CODEBOOKS, TOKEN_BPS
 from .core.link.packet import EPOCH_MOD, MAX_FPP, Packetizer
 from .core.link.packet_formats import DEFAULT_FORMAT, FORMATS, get_format
-from .core.link.text import KIND_NAMES, MAX_TEXT_BYTES, TextSender, check_callsign, chunk_bits, pack_chunk
+from .core.link.text import (KIND_NAMES, MAX_TEXT_BYTES, TextSender, check_callsign, chunk_bits,
+                             chunk_tokens, pack_chunk)
 from .gr_support import params as P
 from .gr_support.pdu import CTRL, FEEDBACK, PDUS, STATS, BadMessage, eos_pdu, make_pdu, parse_pdu
 from .gr_support.ports import PTT, TEXT
@@ -139,7 +140,7 @@ class adaptive_controller(gr.sync_block):
         self._group_meta = None
         self.counters = {"feedback_msgs": 0, "ctrl_msgs": 0, "bad_messages": 0, "bad_tokens": 0,
                          "text_msgs": 0, "text_packets": 0, "text_overhead_bits": 0,
-                         "end_of_over_packets": 0}
+                         "end_of_over_packets": 0, "end_of_over_skipped": 0}
         self._log = RateLimitedLog(self.logger)
         self.message_port_register_in(FEEDBACK)
         self.set_msg_handler(FEEDBACK, self.handle_feedback)
@@ -268,7 +269,12 @@ class adaptive_controller(gr.sync_block):
             self._over = on
 
     def _end_of_over(self):
+        """End-of-over packets, as many of the repeats as the unused budget pays for."""
         for chunk in self.text.end_of_over():
+            if not self.ctl.spend_text(chunk_tokens(chunk)):
+                self.counters["end_of_over_skipped"] += 1
+                continue
+            self.text.count_sent(chunk)
             self._publish_text(chunk, self.pkt.frame_index)
             self.counters["end_of_over_packets"] += 1
 
@@ -303,6 +309,8 @@ class adaptive_controller(gr.sync_block):
     def _allocate_and_pack(self, row, activity):
         """One frame: the controller's allocation, then the packetizer (bytes of a finished packet or None)."""
         frame = self.pkt.frame_index
+        if self._over and self.text.callsign:       # the end of over is paid for from the start
+            self.ctl.reserve_text(self.text.end_of_over_tokens())
         self.text.tick(frame)
         a = self.ctl.step(activity, self.loss.tick(), text_tokens=self.text.head_tokens())
         if a.text_tokens:

@@ -177,40 +177,47 @@ class AdaptiveController:
         self.budget_tokens = min(b / TOKEN_BPS, MAX_TOKENS)
         self.rate = RateWindow(self.budget_tokens, self.window)
         self.credit = 0.0
-        self.text_credit = self.text_share * self.budget_tokens * self.window
+        self.text_credit = 0.0
+        self.text_reserve = 0.0
+        self._text_loan = False
 
     def step(self, activity_db: float, p: float = 0.0, importance: Optional[float] = None,
              text_tokens: int = 0) -> Allocation:
         """Allocate frame n. `importance` (I_ns) overrides the activity-based estimate.
 
-        text_tokens: the cost of the text chunk waiting to go (0: none). The chunk goes whole
-        or not at all (Allocation.text_tokens): on a silent frame when the frame's target leaves
-        room for it, on a speech frame when the text share has saved enough, and never beyond
-        the rate window.
+        text_tokens: the cost of the text chunk waiting to go (0: none). While text waits, the
+        text bank gets `text_share` of B every frame and all of a silent frame's unused budget;
+        the chunk goes whole (Allocation.text_tokens) once the bank holds its cost, with speech
+        aiming that much lower, and never beyond the rate window.
         """
         i_ns = self.importance.update(activity_db) if importance is None else float(importance)
         if not math.isfinite(i_ns):
             i_ns = 0.0
         i_nc = channel_demand(p, self.p_sat)
         n_prev, prev_speech = self._prev[0] if len(self._prev) == self.d else (0, False)
-        target = int(math.floor(self.budget_tokens + max(0.0, self.credit) / self.credit_frames))
+        # credit < 0 only after text borrowed from speech (see below): later frames repay it
+        target = int(math.floor(self.budget_tokens + self.credit / self.credit_frames))
         room = self.rate.room()
         speech = i_ns >= self.speech_threshold
         want = max(0, int(text_tokens))
-        self.text_credit = min(self.text_credit + self.text_share * self.budget_tokens,
-                               max(self.text_share * self.budget_tokens * self.window, MAX_TOKENS))
-        reserve = want if want and speech and self.text_credit >= want else 0
+        b = self.budget_tokens
+        if want and not self._text_loan:        # the first text: one window's share at once,
+            self._text_loan = True              # which speech repays from its credit
+            loan = self.text_share * b * self.window
+            self.text_credit += loan
+            self.credit -= loan
+        reserve = want if want and self.text_credit >= want else 0
         n, r = allocate(i_ns, i_nc, target - reserve, room - reserve, n_prev, prev_speech,
                         self.speech_threshold, self.dtx_tokens if self.dtx else None)
         total = n + r
-        text = 0
-        if want and want <= room - total and (reserve or (not speech and want <= target - total)):
-            text = want
-            if reserve:
-                self.text_credit -= want
+        moved = 0.0                     # this frame's budget that goes to the text bank
+        if want:
+            moved = self.text_share * b + (0.0 if speech else max(0.0, b - self.text_share * b - total))
+            self.text_credit += moved
+        text = want if want and want <= self.text_credit and want <= room - total else 0
+        self.text_credit = min(self.text_credit - text, max(self.text_share * b * self.window, MAX_TOKENS))
         self.rate.push(total + text)
-        self.credit = min(self.credit + self.budget_tokens - total - text,
-                          self.budget_tokens * self.window)
+        self.credit = min(self.credit + b - total - moved, b * self.window)
         self._prev.append((n, speech))
         c = self.counters
         c["frames"] += 1
@@ -221,6 +228,32 @@ class AdaptiveController:
         c["text_tokens"] += text
         c["text_frames"] += text > 0
         return Allocation(n, r, i_ns, i_nc, text)
+
+    def reserve_text(self, tokens: int) -> None:
+        """Set `tokens` aside now for text sent later between frames (the end of over), paid by
+        speech from its credit over the next frames: the end of over never adds to B."""
+        t = max(0, int(tokens)) - self.text_reserve
+        if t > 0:
+            self.text_reserve += t
+            self.credit -= t
+
+    def spend_text(self, tokens: int) -> bool:
+        """Text between frames (the end of over): take `tokens` from the reserve, the text bank
+        and the unused budget, in that order, if they hold them; True if taken. Paid for
+        earlier, so the over's mean rate stays <= B; the last window of `window` frames may
+        hold these tokens beyond it (docs/text-channel.md)."""
+        t = float(int(tokens))
+        banks = [self.text_reserve, max(0.0, self.text_credit), max(0.0, self.credit)]
+        if t > sum(banks) + 1e-9:
+            return False
+        take = [min(t, banks[0])]
+        take.append(min(t - take[0], banks[1]))
+        take.append(t - take[0] - take[1])
+        self.text_reserve -= take[0]
+        self.text_credit -= take[1]
+        self.credit -= take[2]
+        self.counters["text_tokens"] += int(t)
+        return True
 
     def average_bps(self) -> float:
         """Mean payload rate so far (speech tokens and text, in token-equivalents)."""

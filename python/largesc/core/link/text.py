@@ -292,12 +292,19 @@ class TextSender:
 
     def pop(self) -> Chunk:
         chunk = self._queue.popleft()
-        self._count(chunk)
+        self.count_sent(chunk)
         return chunk
 
-    def _count(self, chunk):
+    def count_sent(self, chunk: Chunk) -> None:
+        """Count a chunk that went out (pop() does this; end-of-over chunks are counted by the caller)."""
         self.counters["text_chunks_sent"] += 1
         self.counters["text_payload_bits"] += CHUNK_HEADER_BITS + 8 * len(chunk.data)
+
+    def end_of_over_tokens(self) -> int:
+        """What end_of_over() costs (token-equivalents)."""
+        if not self.callsign:
+            return 0
+        return self.eoo_repeats * sum(chunk_tokens(c) for c in split_message(END_OF_OVER, 0, self.callsign.encode()))
 
     def end_of_over(self) -> List[Chunk]:
         """End-of-over chunks (empty without a call sign); the over's queue is dropped."""
@@ -305,7 +312,4 @@ class TextSender:
             return []
         self._queue.clear()
         self._frame0 = None
-        chunks = self._split(END_OF_OVER, self.callsign) * self.eoo_repeats
-        for c in chunks:
-            self._count(c)
-        return chunks
+        return self._split(END_OF_OVER, self.callsign) * self.eoo_repeats
