@@ -309,9 +309,9 @@ class adaptive_controller(gr.sync_block):
     def _allocate_and_pack(self, row, activity):
         """One frame: the controller's allocation, then the packetizer (bytes of a finished packet or None)."""
         frame = self.pkt.frame_index
-        if self._over and self.text.callsign:       # the end of over is paid for from the start
-            self.ctl.reserve_text(self.text.end_of_over_tokens())
-        self.text.tick(frame)
+        if self._over:                              # between overs (ptt False) no call sign
+            self.ctl.reserve_text(self.text.end_of_over_tokens())   # paid for from the start
+            self.text.tick(frame)
         a = self.ctl.step(activity, self.loss.tick(), text_tokens=self.text.head_tokens())
         if a.text_tokens:
             self._publish_text(self.text.pop(), frame)
