@@ -28,8 +28,7 @@ from .core.link.controller import DEFAULT_FEEDBACK_TIMEOUT, MAX_TOKENS, MIN_TOKE
 from .core.link.frames import CODEBOOK_SIZE, FRAME_RATE, NUM_CODEBOOKS, TOKEN_BPS
 from .core.link.packet import EPOCH_MOD, MAX_FPP, Packetizer
 from .core.link.packet_formats import DEFAULT_FORMAT, FORMATS, get_format
-from .core.link.text import (KIND_NAMES, MAX_TEXT_BYTES, TextSender, check_callsign, chunk_bits,
-                             chunk_tokens, pack_chunk)
+from .core.link.text import KIND_NAMES, MAX_TEXT_BYTES, TextSender, check_callsign, chunk_bits, chunk_tokens, pack_chunk
 from .gr_support import params as P
 from .gr_support.pdu import CTRL, FEEDBACK, PDUS, STATS, BadMessage, eos_pdu, make_pdu, parse_pdu
 from .gr_support.ports import PTT, TEXT

@@ -136,8 +136,13 @@ class largesc_tx(gr.hier_block2):
                  use_feedback=True, dtx=False, frames_per_packet=1, device="cpu", num_threads=1,
                  mimi_weights="", seed=-1, frame_by_frame=False, packet_format=DEFAULT_FORMAT,
                  callsign="", text_share=0.05):
-        from .adaptive_controller import (check_bandwidth, check_callsign_param, check_loss_rate,
-                                          check_packet_format, check_text_share)
+        from .adaptive_controller import (
+            check_bandwidth,
+            check_callsign_param,
+            check_loss_rate,
+            check_packet_format,
+            check_text_share,
+        )
         samp_rate = check_samp_rate(NAME, samp_rate)
         check_codec_params(NAME, profile, frames.SAMPLE_RATE, device, num_threads, mimi_weights, 1)
         check_bandwidth(NAME, bandwidth_bps)
