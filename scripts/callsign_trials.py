@@ -22,12 +22,13 @@ import numpy as np
 from gnuradio.largesc.app import loopback
 from gnuradio.largesc.app.run_options import BUNDLED_CLIP
 from gnuradio.largesc.core import audio_io
+from gnuradio.largesc.core.profiles import DEFAULT_PROFILE
 
 
 def one_run(seed, loss, callsign, out, fmt, profile):
     s = loopback.run({"input": str(BUNDLED_CLIP), "output": str(out), "loss": loss, "seed": seed,
                       "callsign": callsign, "png": "none", "quiet": True, "packet_format": fmt,
-                      **({"profile": profile} if profile else {})})
+                      "profile": profile})
     return s, audio_io.read_wav(out)[0]
 
 
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument("--callsign", default="N0CALL")
     ap.add_argument("--within", type=float, default=2.0, help="seconds from the start")
     ap.add_argument("--packet-format", default="v1")
-    ap.add_argument("--profile", default="")
+    ap.add_argument("--profile", default=DEFAULT_PROFILE)
     ap.add_argument("--no-stoi", action="store_true", help="skip the runs without text and STOI")
     args = ap.parse_args(argv)
     from gnuradio.largesc.evaluation.metrics import stoi
