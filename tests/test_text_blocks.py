@@ -100,3 +100,22 @@ def test_no_callsign_sends_no_text():
 def test_parameters_are_checked(kw, match):
     with pytest.raises(ValueError, match=match):
         adaptive_controller(**kw)
+
+
+@pytest.mark.parametrize("fmt", ["v1", "compact_crc"])
+def test_run_reports_what_rx_heard_and_the_bits(fmt, tmp_path, capsys):
+    """`gr-largesc run --callsign --text` on the bundled clip: the summary lists the call sign,
+    the text and the end of over heard, with their times and bits; speech + text within B."""
+    from gnuradio.largesc.app import run_app
+    out = tmp_path / "y.wav"
+    assert run_app.main(["--callsign", "DL1ABC", "--text", "73 de DL1ABC", "--packet-format", fmt,
+                         "--out", str(out), "--png", "none", "--quiet", "--json"]) == 0
+    import json
+    s = json.loads(capsys.readouterr().out)
+    t = s["text"]
+    assert [(h["kind"], h["text"]) for h in t["heard"]] == [
+        ("callsign", "DL1ABC"), ("text", "73 de DL1ABC"), ("end_of_over", "DL1ABC")]
+    assert t["heard"][0]["t_s"] <= 2.0 and t["last_callsign"] == "DL1ABC"
+    assert t["payload_bits"] > 0 and t["total_payload_bps"] <= s["bandwidth_bps"]
+    assert run_app.main(["--callsign", "DL1 ABC", "--out", str(out)]) == 2
+    assert "callsign must be" in capsys.readouterr().err
