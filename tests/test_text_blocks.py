@@ -119,3 +119,20 @@ def test_run_reports_what_rx_heard_and_the_bits(fmt, tmp_path, capsys):
     assert t["payload_bits"] > 0 and t["total_payload_bps"] <= s["bandwidth_bps"]
     assert run_app.main(["--callsign", "DL1 ABC", "--out", str(out)]) == 2
     assert "callsign must be" in capsys.readouterr().err
+
+
+@pytest.mark.full
+def test_callsign_trials_meet_the_bars(capsys):
+    """The issue's bars on the bundled clip at p = 0.3, 100 seeds (scripts/callsign_trials.py,
+    about 4 min): call sign within 2 s and end of over in >= 95 %, mean STOI drop <= 0.01."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "scripts" / "callsign_trials.py"
+    spec = importlib.util.spec_from_file_location("callsign_trials", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--runs", "100", "--loss", "0.3"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["callsign_early_share"] >= 0.95 and r["end_of_over_share"] >= 0.95
+    assert r["stoi_drop_mean"] <= 0.01 and r["total_payload_bps_max"] <= r["budget_bps"]
