@@ -17,6 +17,11 @@ memory bounded. Prints the count, the number of exceptions (must be 0) and invar
 violations; exit status 1 if either is nonzero.
 `--format` picks the packet format (core.link.packet_formats) of the stream, the mutations and
 the receiver; the compact formats have one frame per packet and 9-bit sequence numbers.
+`--text` is the share of inputs from the text side channel (docs/text-channel.md): chunks of
+real messages (call sign, random UTF-8 text), mutated chunks and random chunk headers; they go
+where the depacketizer sends them (`is_text`: a TextReceiver, else the Reassembler). A message
+the receiver shows that no sender sent (random bytes that pass the CRC-16) is counted as a
+false text message.
 """
 import argparse
 import random
@@ -29,6 +34,7 @@ from gnuradio.largesc.core.link import packet as P
 from gnuradio.largesc.core.link.frames import STATE_NAMES, STATE_ORIGINAL
 from gnuradio.largesc.core.link.packet_formats import DEFAULT_FORMAT, FORMATS, get_format
 from gnuradio.largesc.core.link.reassembly import Reassembler
+from gnuradio.largesc.core.link.text import Chunk, TextReceiver, TextSender, is_text, pack_chunk, unpack_chunk
 
 VALID_STATES = set(STATE_NAMES)
 FMT = get_format(DEFAULT_FORMAT)            # set by main(--format)
@@ -97,6 +103,26 @@ class Stream:
         return pkt
 
 
+class TextStream:
+    """A text sender: call signs and random UTF-8 messages, chunk by chunk."""
+
+    def __init__(self, rng):
+        self.rng, self.sender, self.sent = rng, TextSender("DL1ABC"), {"DL1ABC"}
+        self.sender.tick(0)
+
+    def next(self) -> bytes:
+        if not self.sender.head_tokens():
+            text = "".join(self.rng.choice("abcäöü€ 0123456789") for _ in range(self.rng.randint(1, 60)))
+            self.sent.add(text)
+            self.sender.submit(text)
+        return pack_chunk(self.sender.pop(), FMT)
+
+    def random_chunk(self) -> bytes:
+        last = self.rng.randrange(32)
+        return pack_chunk(Chunk(self.rng.randrange(3), self.rng.randrange(16), self.rng.randrange(last + 1),
+                                last, self.rng.randbytes(self.rng.randint(1, 8))), FMT)
+
+
 def check(frames, state, errors, resynced):
     """The strict check. Output indices must be consecutive; only a resync (sender restart or
     long outage) may start a new run, at the first frame of the new stream (emitted in the same
@@ -162,6 +188,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--block-every", type=int, default=50, help="0: core only")
     ap.add_argument("--format", choices=FORMATS, default=DEFAULT_FORMAT, help="packet format")
+    ap.add_argument("--text", type=float, default=0.1, help="share of text-channel inputs")
     ap.add_argument("--session", type=int, default=100_000,
                     help="packets per receiver session (a new Reassembler, random settings)")
     args = ap.parse_args(argv)
@@ -169,6 +196,7 @@ def main(argv=None) -> int:
     FMT = get_format(args.format)
     rng = random.Random(args.seed)
     stream = Stream(rng)
+    texts, tr, text_in, false_text = TextStream(rng), TextReceiver(), 0, 0
     block, pmt = make_block() if args.block_every else (None, None)
     exceptions, errors = 0, []
     ra, state, held = Reassembler(d=2, d_max=3, packet_format=FMT), new_state(), []
@@ -184,7 +212,11 @@ def main(argv=None) -> int:
             hinted, dup_every = rng.randrange(3), rng.choice([0, 0, 3, 10])
         u = rng.random()
         hint = {}
-        if u < 0.4:
+        if u < args.text:
+            v = rng.random()
+            data = texts.next() if v < 0.5 else texts.random_chunk() if v < 0.7 else mutate(rng, texts.next())
+            u = 2.0                                 # none of the voice kinds below
+        elif u < args.text + 0.4 * (1 - args.text):
             data = stream.next()
             if hinted:                          # where the sender put it (sometimes wrong)
                 hint["frame"] = stream.frame if rng.random() < 0.99 else rng.randrange(10 ** 6)
@@ -198,12 +230,22 @@ def main(argv=None) -> int:
                 data, hint = held.pop(0)
             elif dup_every and rng.randrange(dup_every) == 0:
                 data, hint = rng.choice(recent)     # a duplicate of a recent packet
-        elif u < 0.55:
+        elif u < 2.0 and u < args.text + 0.55 * (1 - args.text):
             data = rng.randbytes(rng.randint(0, 40))
-        else:
+        elif u < 2.0:
             data = mutate(rng, stream.next() if rng.random() < 0.5 else FMT.pack(
                 rng.randrange(4), rng.randrange(FMT.seq_mod), random_frames(rng)))
         try:
+            if is_text(data, FMT):                  # as the depacketizer routes it
+                text_in += 1
+                try:
+                    msg = tr.push(unpack_chunk(data, FMT))
+                    false_text += msg is not None and msg.text not in texts.sent
+                except P.PacketError:
+                    pass
+                if block is not None and i % args.block_every == 0:
+                    block.handle_pdu(block_message(rng, pmt, data))
+                continue
             resyncs = ra.counters["resyncs"]
             out = ra.push(data, now=float(i), **hint)
             if i % 997 == 0:
@@ -224,7 +266,10 @@ def main(argv=None) -> int:
     print(f"format: {FMT.name}")
     print(f"packets: {args.count}  exceptions: {exceptions}  invariant violations: {len(errors)}"
           f"  ({args.count / dt:,.0f} packets/s)")
+    print(f"text packets: {text_in}  text messages shown: {tr.counters['text_messages']}  "
+          f"false text messages: {false_text}")
     print("receiver counters (last session):", {k: v for k, v in ra.counters.items() if v})
+    print("text receiver counters:", {k: v for k, v in tr.counters.items() if v})
     if block is not None:
         print("block counters:", {k: v for k, v in block.get_stats().items() if v})
     for e in errors[:5]:

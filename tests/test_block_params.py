@@ -59,6 +59,9 @@ BAD = {
     "model": ["bogus", ""],
     "feedback": ["bogus"],
     "packet_format": ["v2", "", "V1", "compact-crc", "compact "],
+    "callsign": ["N0 CALL", "x" * 17, "DL1ÄBC", "a\nb"],
+    "text_share": [-0.01, 0.51, 1.0],
+    "callsign_period": [0, -1, 10 ** 6 + 1],
     # packet PHY (packet_phy*.py)
     "snr_db": [-30.1, 100.1, -1e12, 1e12],
     "freq_offset": [0.5, -0.5, 1.0, -1.0],          # open interval (-0.5, 0.5) cycles/sample

@@ -27,6 +27,7 @@ def test_fuzz_short_run(fuzz, capsys):
     assert fuzz.main(["--count", "20000", "--seed", "1", "--block-every", "20", "--session", "2500"]) == 0
     out = capsys.readouterr().out
     assert "packets: 20000  exceptions: 0  invariant violations: 0" in out
+    assert "false text messages: 0" in out and "text packets: 0 " not in out
 
 
 def test_fuzz_short_run_compact_formats(fuzz, capsys):
@@ -36,6 +37,7 @@ def test_fuzz_short_run_compact_formats(fuzz, capsys):
         out = capsys.readouterr().out
         assert f"format: {fmt}" in out
         assert "packets: 20000  exceptions: 0  invariant violations: 0" in out
+        assert "false text messages: 0" in out
 
 
 def _frame(index, tokens, sender=None, received=True):

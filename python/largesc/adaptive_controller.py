@@ -9,10 +9,13 @@ blocks. The block drives a core ``AdaptiveController`` (decisions) and a core ``
 Inputs: stream 0 = int32 vector of 8 tokens per 80 ms frame, stream 1 = float32 latent
 activity (dB) of the frame. Messages in: ``feedback`` (dict with ``loss_rate``, e.g. from the
 depacketizer; a report expires after ``feedback_timeout`` frames without a new one, see
-core.link.controller.LossRateInput), ``ctrl`` (dict of bandwidth_bps / loss_rate / dtx). Messages out: ``pdus``
-(one PDU per packet; metadata ``seq``, ``epoch``, ``frame``, ``n_send``, ``n_repeat``,
-``importance``, ``payload_bits``, ``overhead_bits`` = header + CRC + pad; an end-of-stream
-mark ``eos`` when the flowgraph stops), ``stats``.
+core.link.controller.LossRateInput), ``ctrl`` (dict of bandwidth_bps / loss_rate / dtx),
+``text`` (a string, or a PDU of UTF-8 bytes: a message for the text side channel), ``ptt``
+(a bool: False ends the over). Messages out: ``pdus`` (one PDU per packet; metadata ``seq``,
+``epoch``, ``frame``, ``n_send``, ``n_repeat``, ``importance``, ``payload_bits``,
+``overhead_bits`` = header + CRC + pad; text packets have metadata ``text_kind``, ``frame``,
+``payload_bits``, ``overhead_bits``; an end-of-stream mark ``eos`` when the flowgraph stops,
+after the end-of-over packets), ``stats``. Text side channel: docs/text-channel.md.
 """
 import random
 import threading
@@ -25,8 +28,10 @@ from .core.link.controller import DEFAULT_FEEDBACK_TIMEOUT, MAX_TOKENS, MIN_TOKE
 from .core.link.frames import CODEBOOK_SIZE, FRAME_RATE, NUM_CODEBOOKS, TOKEN_BPS
 from .core.link.packet import EPOCH_MOD, MAX_FPP, Packetizer
 from .core.link.packet_formats import DEFAULT_FORMAT, FORMATS, get_format
+from .core.link.text import KIND_NAMES, MAX_TEXT_BYTES, TextSender, check_callsign, chunk_bits, chunk_tokens, pack_chunk
 from .gr_support import params as P
-from .gr_support.pdu import CTRL, FEEDBACK, PDUS, STATS, eos_pdu, make_pdu
+from .gr_support.pdu import CTRL, FEEDBACK, PDUS, STATS, BadMessage, eos_pdu, make_pdu, parse_pdu
+from .gr_support.ports import PTT, TEXT
 from .gr_support.stage_timing import StageObservers
 from .gr_support.stats import RateLimitedLog, stats_to_pmt
 
@@ -53,6 +58,18 @@ def check_packet_format(block, value, frames_per_packet=1):
     return fmt
 
 
+def check_callsign_param(block, value):
+    """'' or a call sign (core.link.text.check_callsign), as the module's parameter error."""
+    try:
+        return check_callsign(value)
+    except ValueError:
+        P.fail(block, "callsign", "'' or up to 16 characters of A-Z, 0-9, '/' and '-'", value)
+
+
+def check_text_share(block, value, name="text_share"):
+    return P.check_float(block, name, value, 0.0, 0.5)
+
+
 class adaptive_controller(gr.sync_block):
     """Per frame: choose N (codebooks sent) and R (codebooks of frame n-d repeated), build a packet.
 
@@ -72,11 +89,16 @@ class adaptive_controller(gr.sync_block):
     links that check frames, the GMSK PHY or UDP) or 'compact_crc' (12-bit header + CRC-8); the
     compact formats carry one frame per packet (frames_per_packet 1) and no epoch. The receiver
     (depacketizer) must use the same format.
+    callsign: '' (none) or up to 16 characters of A-Z, 0-9, '/', '-': sent at the start, every
+    `callsign_period` frames (1..10**6) and in the end-of-over packets; text_share: the share of
+    B in [0, 0.5] that text may take from speech frames (silent frames give their unused budget
+    first; text never adds to B).
     """
 
     def __init__(self, bandwidth_bps=1100.0, d=1, loss_rate=0.0, use_feedback=True, dtx=False,
                  dtx_tokens=1, window=25, frames_per_packet=1, epoch=-1, stats_interval=125,
-                 feedback_timeout=DEFAULT_FEEDBACK_TIMEOUT, packet_format=DEFAULT_FORMAT):
+                 feedback_timeout=DEFAULT_FEEDBACK_TIMEOUT, packet_format=DEFAULT_FORMAT,
+                 callsign="", text_share=0.05, callsign_period=125):
         bandwidth_bps = check_bandwidth(NAME, bandwidth_bps)
         d = P.check_int(NAME, "d", d, 1, P.MAX_D, "frames")
         loss_rate = check_loss_rate(NAME, loss_rate)
@@ -94,12 +116,18 @@ class adaptive_controller(gr.sync_block):
                                      P.MAX_STATS_INTERVAL, "frames")
         feedback_timeout = P.check_int(NAME, "feedback_timeout", feedback_timeout, 0,
                                        P.MAX_STATS_INTERVAL, "frames; 0: never expires")
+        callsign = check_callsign_param(NAME, callsign)
+        text_share = check_text_share(NAME, text_share)
+        callsign_period = P.check_int(NAME, "callsign_period", callsign_period, 1,
+                                      P.MAX_STATS_INTERVAL, "frames")
         gr.sync_block.__init__(self, name="largesc_adaptive_controller",
                                in_sig=[(np.int32, NUM_CODEBOOKS), np.float32], out_sig=None)
         self._lock = threading.Lock()
         self.stage_observers = StageObservers()   # "controller": allocation + packetizer, per frame
         self.ctl = AdaptiveController(bandwidth_bps, window=window, d=d, dtx=dtx,
-                                      dtx_tokens=dtx_tokens)
+                                      dtx_tokens=dtx_tokens, text_share=text_share)
+        self.text = TextSender(callsign, period_frames=callsign_period)
+        self._over = True                       # ptt: an over is in progress
         if epoch < 0:
             epoch = random.SystemRandom().randrange(EPOCH_MOD)
         self.fmt = fmt
@@ -109,12 +137,18 @@ class adaptive_controller(gr.sync_block):
         self.stats_interval = stats_interval
         self._eos_sent = False
         self._group_meta = None
-        self.counters = {"feedback_msgs": 0, "ctrl_msgs": 0, "bad_messages": 0, "bad_tokens": 0}
+        self.counters = {"feedback_msgs": 0, "ctrl_msgs": 0, "bad_messages": 0, "bad_tokens": 0,
+                         "text_msgs": 0, "text_packets": 0, "text_overhead_bits": 0,
+                         "end_of_over_packets": 0, "end_of_over_skipped": 0}
         self._log = RateLimitedLog(self.logger)
         self.message_port_register_in(FEEDBACK)
         self.set_msg_handler(FEEDBACK, self.handle_feedback)
         self.message_port_register_in(CTRL)
         self.set_msg_handler(CTRL, self.handle_ctrl)
+        self.message_port_register_in(TEXT)
+        self.set_msg_handler(TEXT, self.handle_text)
+        self.message_port_register_in(PTT)
+        self.set_msg_handler(PTT, self.handle_ptt)
         self.message_port_register_out(PDUS)
         self.message_port_register_out(STATS)
 
@@ -199,6 +233,58 @@ class adaptive_controller(gr.sync_block):
             self.set_dtx(items["dtx"])
         self.counters["ctrl_msgs"] += 1
 
+    def handle_text(self, msg):
+        """`text` port: a string, or a PDU / u8vector of UTF-8 bytes (1..200 of them), queued for
+        the text side channel; anything else (invalid UTF-8, too long) is dropped and counted."""
+        try:
+            if pmt.is_symbol(msg):
+                text = pmt.symbol_to_string(msg)
+            elif pmt.is_u8vector(msg):
+                text = bytes(pmt.u8vector_elements(msg))
+            else:
+                text = parse_pdu(msg)[1]
+            with self._lock:
+                self.text.submit(text)
+            self.counters["text_msgs"] += 1
+        except (BadMessage, ValueError) as exc:
+            self.counters["bad_messages"] += 1
+            self._log.warn("text", f"dropped a text message ({exc}; want 1..{MAX_TEXT_BYTES} bytes "
+                           "of UTF-8 as a string or a PDU)")
+        except Exception as exc:                            # noqa: BLE001 - hostile input
+            self.counters["bad_messages"] += 1
+            self._log.warn("text", f"dropped a text message ({type(exc).__name__})")
+
+    def handle_ptt(self, msg):
+        """`ptt` port: a bool PMT; False ends the over (end-of-over packets with the call sign),
+        True starts the next one (the call sign is sent again at its start)."""
+        if not pmt.is_bool(msg):
+            self.counters["bad_messages"] += 1
+            self._log.warn("ptt", "dropped a ptt message that is not a bool")
+            return
+        with self._lock:
+            on = pmt.to_bool(msg)
+            if not on and self._over:
+                self._end_of_over()
+            self._over = on
+
+    def _end_of_over(self):
+        """End-of-over packets, as many of the repeats as the unused budget pays for."""
+        for chunk in self.text.end_of_over():
+            if not self.ctl.spend_text(chunk_tokens(chunk)):
+                self.counters["end_of_over_skipped"] += 1
+                continue
+            self.text.count_sent(chunk)
+            self._publish_text(chunk, self.pkt.frame_index)
+            self.counters["end_of_over_packets"] += 1
+
+    def _publish_text(self, chunk, frame):
+        bits = chunk_bits(chunk, self.fmt)
+        self.counters["text_packets"] += 1
+        self.counters["text_overhead_bits"] += bits["total_bits"] - bits["payload_bits"]
+        meta = {"text_kind": KIND_NAMES[chunk.kind], "frame": frame, "payload_bits": bits["payload_bits"],
+                "overhead_bits": bits["total_bits"] - bits["payload_bits"]}
+        self.message_port_pub(PDUS, make_pdu(pack_chunk(chunk, self.fmt), meta))
+
     # ----------------------------------------------------------------- work
     def work(self, input_items, output_items):
         toks, act = input_items[0], input_items[1]
@@ -221,8 +307,13 @@ class adaptive_controller(gr.sync_block):
 
     def _allocate_and_pack(self, row, activity):
         """One frame: the controller's allocation, then the packetizer (bytes of a finished packet or None)."""
-        a = self.ctl.step(activity, self.loss.tick())
         frame = self.pkt.frame_index
+        if self._over:                              # between overs (ptt False) no call sign
+            self.ctl.reserve_text(self.text.end_of_over_tokens())   # paid for from the start
+            self.text.tick(frame)
+        a = self.ctl.step(activity, self.loss.tick(), text_tokens=self.text.head_tokens())
+        if a.text_tokens:
+            self._publish_text(self.text.pop(), frame)
         if self._group_meta is None:
             self._group_meta = {"seq": frame % self.fmt.seq_mod, "frame": frame, "allocs": []}
         self._group_meta["allocs"].append((a.n_send, a.n_repeat, a.importance))
@@ -243,6 +334,7 @@ class adaptive_controller(gr.sync_block):
         packetizer goes on counting frames (same epoch), so the receiver continues the stream."""
         with self._lock:
             self._eos_sent = False
+            self._over = True
         return True
 
     def stop(self):
@@ -254,6 +346,9 @@ class adaptive_controller(gr.sync_block):
                     data = self.pkt.flush()
                     if data is not None:
                         self._publish(data)
+                    if self._over:
+                        self._end_of_over()
+                        self._over = False
                     self.message_port_pub(PDUS, eos_pdu(self.pkt.frame_index, self.pkt.epoch))
                     self.message_port_pub(STATS, stats_to_pmt(self.get_stats()))
         except Exception as exc:                            # noqa: BLE001 - stop() must not raise
@@ -268,7 +363,12 @@ class adaptive_controller(gr.sync_block):
         f = max(1, c["frames"])
         c["payload_bps"] = c["payload_bits"] * FRAME_RATE / f
         c["overhead_bps"] = c["overhead_bits"] * FRAME_RATE / f
-        c["on_air_bps"] = c["payload_bps"] + c["overhead_bps"]
+        c.update(self.text.counters)
+        c["text_bps"] = c["text_payload_bits"] * FRAME_RATE / f
+        c["total_payload_bps"] = c["payload_bps"] + c["text_bps"]
+        c["on_air_bps"] = c["total_payload_bps"] + c["overhead_bps"] + \
+            c["text_overhead_bits"] * FRAME_RATE / f
+        c["callsign"] = self.text.callsign
         c["packet_format"] = self.fmt.name
         c["loss_rate"] = self.loss.value
         c["loss_rate_configured"] = self.loss.configured

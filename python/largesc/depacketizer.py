@@ -7,7 +7,9 @@ long outages and lost leading packets keep the output aligned, see core.link.rea
 Outputs: stream 0 = int32 vector of 8 tokens (0 where unknown), stream 1 = uint8 vector of 8
 per-codebook states (frames.STATE_*), one item per frame index, in order. Messages out:
 ``feedback`` (dict ``loss_rate``, ``window_loss``, ``frames``) every ``feedback_interval``
-frames, ``stats`` (counters).
+frames, ``stats`` (counters), ``text`` (one PDU per whole text message: the UTF-8 bytes, metadata
+``text``, ``kind`` (text, callsign or end_of_over), ``frame``: the output frame it completed
+in; text packets are told from voice packets by their marker, docs/text-channel.md).
 
 Scheduling (GNU Radio 3.10 thread-per-block): message handlers and work() run in this block's
 thread, so work() never waits for packets. It returns the frames ready so far, or 0. A
@@ -37,10 +39,13 @@ from gnuradio import gr
 
 from .core.link.feedback import LossEstimator
 from .core.link.frames import FRAME_SECONDS, NUM_CODEBOOKS
-from .core.link.packet_formats import DEFAULT_FORMAT, FORMATS
+from .core.link.packet import PacketError
+from .core.link.packet_formats import DEFAULT_FORMAT, FORMATS, get_format
 from .core.link.reassembly import Reassembler, packet_hints
+from .core.link.text import CALLSIGN, END_OF_OVER, KIND_NAMES, TextReceiver, is_text, unpack_chunk
 from .gr_support import params as P
-from .gr_support.pdu import DONE, FEEDBACK, PDUS, STATS, SYSTEM, BadMessage, eos_frames, is_eos, parse_pdu
+from .gr_support.pdu import DONE, FEEDBACK, PDUS, STATS, SYSTEM, BadMessage, eos_frames, is_eos, make_pdu, parse_pdu
+from .gr_support.ports import TEXT
 from .gr_support.stage_timing import StageEvent, StageObservers
 from .gr_support.stats import RateLimitedLog, publish_final_stats, stats_to_pmt
 
@@ -96,6 +101,10 @@ class depacketizer(gr.sync_block):
                               frame_period=FRAME_SECONDS, timeout=timeout,
                               packet_format=packet_format)
         self.loss = LossEstimator(window=feedback_window, interval=feedback_interval)
+        self.fmt = get_format(packet_format)
+        self.text = TextReceiver()
+        self.last_callsign = ""
+        self.heard = []                 # (frame, kind, text) of every message shown
         self.stats_interval = stats_interval
         self.eos_grace_s = eos_grace_s
         self.hold_last = hold_last
@@ -105,13 +114,15 @@ class depacketizer(gr.sync_block):
         self._upstream_done_at = None
         self._frames = 0
         self.stage_observers = StageObservers()   # "reassembly": each batch of frames going out
-        self.counters = {"bad_messages": 0, "eos": 0, "after_eos": 0, "feedback_msgs": 0}
+        self.counters = {"bad_messages": 0, "eos": 0, "after_eos": 0, "feedback_msgs": 0,
+                         "text_packets": 0, "text_bad": 0, "end_of_over": 0}
         self._log = RateLimitedLog(self.logger)
         self.message_port_register_in(PDUS)
         self.set_msg_handler(PDUS, self.handle_pdu)
         self.set_msg_handler(SYSTEM, self.handle_system)
         self.message_port_register_out(FEEDBACK)
         self.message_port_register_out(STATS)
+        self.message_port_register_out(TEXT)
         if self.clocked:
             self.set_blkd_input_timer_value(20)
 
@@ -128,6 +139,9 @@ class depacketizer(gr.sync_block):
             if self._eos:                                   # the stream has ended: nothing may follow
                 self.counters["after_eos"] += 1
                 return
+            if is_text(data, self.fmt):
+                self._text(data)
+                return
             bad = self.ra.counters["bad"]
             frame, rx_time = packet_hints(meta)
             self._take(self.ra.push(data, self._now(), frame=frame, rx_time=rx_time))
@@ -138,6 +152,26 @@ class depacketizer(gr.sync_block):
             self._bad(exc.reason)
         except Exception as exc:                            # noqa: BLE001 - never escape
             self._bad(type(exc).__name__, f"{type(exc).__name__}: {exc}")
+
+    def _text(self, data):
+        """A text packet: a chunk for the text receiver; a whole message goes out on `text`."""
+        self.counters["text_packets"] += 1
+        try:
+            msg = self.text.push(unpack_chunk(data, self.fmt))
+        except PacketError as exc:
+            self.counters["text_bad"] += 1
+            self._log.warn("text", f"dropped an invalid text packet ({exc})")
+            return
+        if msg is None:
+            return
+        kind = KIND_NAMES[msg.kind]
+        if msg.kind in (CALLSIGN, END_OF_OVER):
+            self.last_callsign = msg.text
+        self.counters["end_of_over"] += msg.kind == END_OF_OVER
+        self.heard.append((self._frames, kind, msg.text))
+        del self.heard[:-64]
+        self.message_port_pub(TEXT, make_pdu(msg.text.encode("utf-8"),
+                                             {"text": msg.text, "kind": kind, "frame": self._frames}))
 
     def handle_system(self, msg):
         """Upstream finished: wait for eos (grace period), then flush (see the module doc)."""
@@ -208,4 +242,6 @@ class depacketizer(gr.sync_block):
         c.update(self.counters)
         c["loss_rate"] = self.loss.estimate if self.loss.estimate is not None else 0.0
         c["pending_frames"] = len(self._tokens)
+        c.update(self.text.counters)
+        c["last_callsign"] = self.last_callsign
         return c

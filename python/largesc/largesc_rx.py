@@ -6,7 +6,9 @@ decodes its decodable prefix: the leading codebooks received or filled, from rec
 -> [rational resampler 24 kHz -> samp_rate] -> audio.
 
 Message ports (docs/architecture.md): in `pdus` (packets as PDUs, plus the sender's
-end-of-stream PDU), out `feedback` (dict `loss_rate`, for largesc_tx's `feedback` port).
+end-of-stream PDU), out `feedback` (dict `loss_rate`, for largesc_tx's `feedback` port), out
+`text` (one PDU per whole text message: UTF-8 bytes, metadata `text`, `kind`, `frame`; the last
+heard call sign is `last_callsign` in the depacketizer's stats; docs/text-channel.md).
 Stream outputs: 0 = audio; 1 = the per-codebook states of every frame after recovery (8 uint8
 per frame, frames.STATE_*: original, copy, generated, fallback, not sent), for displays such as
 a QT time raster; it may be left unconnected (a null sink inside takes it then).
@@ -40,7 +42,7 @@ from .gr_support.block_params import (
     check_top_k,
 )
 from .gr_support.latency import overlap_frames, rx_latency_ms, sub_frame_delay_samples
-from .gr_support.ports import FEEDBACK_PORT, PDUS_PORT
+from .gr_support.ports import FEEDBACK_PORT, PDUS_PORT, TEXT_PORT
 from .gr_support.rates import check_samp_rate, rational_ratio
 from .gr_support.stage_timing import StageTimer
 
@@ -174,6 +176,8 @@ class largesc_rx(gr.hier_block2):
         self.msg_connect(self, PDUS_PORT, self.depacketizer, PDUS_PORT)
         self.message_port_register_hier_out(FEEDBACK_PORT)
         self.msg_connect(self.depacketizer, FEEDBACK_PORT, self, FEEDBACK_PORT)
+        self.message_port_register_hier_out(TEXT_PORT)
+        self.msg_connect(self.depacketizer, TEXT_PORT, self, TEXT_PORT)
         self._progress = (0, 0)
 
     # ------------------------------------------------------------ callbacks (GRC)

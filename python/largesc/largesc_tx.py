@@ -4,7 +4,8 @@ Chain: [rational resampler samp_rate -> 24 kHz] -> Mimi encoder -> frame pacer -
 adaptive controller (rate + in-band UEP + packetizer) -> `pdus`.
 
 Message ports (docs/architecture.md): in `feedback` (dict `loss_rate`, e.g. from
-largesc_rx's `feedback`), in `ctrl` (dict bandwidth_bps / loss_rate / dtx), out `pdus`.
+largesc_rx's `feedback`), in `ctrl` (dict bandwidth_bps / loss_rate / dtx), in `text` (a
+string or PDU for the text side channel), in `ptt` (bool; False ends the over), out `pdus`.
 The controller sends an end-of-stream PDU (metadata `eos`, `n_frames`) when the flowgraph
 stops; the erasure channel and largesc_rx pass it on and flush on it.
 
@@ -32,7 +33,7 @@ from .core.profiles import DEFAULT_PROFILE
 from .gr_support import params as P
 from .gr_support.block_params import check_codec_params
 from .gr_support.latency import tx_latency_ms
-from .gr_support.ports import PDUS_PORT
+from .gr_support.ports import CTRL_PORT, FEEDBACK_PORT, PDUS_PORT, PTT_PORT, TEXT_PORT
 from .gr_support.rates import check_samp_rate, rational_ratio
 from .gr_support.stage_timing import StageTimer
 
@@ -122,6 +123,9 @@ class largesc_tx(gr.hier_block2):
         packet_format: v1 (default, 24-bit header + CRC-8), compact (12-bit header, no CRC, for
             links that check frames: the GMSK PHY, UDP) or compact_crc; the compact formats need
             frames_per_packet 1. RX must use the same format (docs/packet-format.md).
+        callsign: '' or the station's call sign (up to 16 of A-Z, 0-9, '/', '-'), sent at the
+            start, every 10 s and at the end of the over (docs/text-channel.md).
+        text_share: share of B in [0, 0.5] that text may take from speech frames (default 0.05).
 
     Every parameter is checked before anything is built (samp_rate 1000..384000 Hz with a
     resampling ratio <= 1000; the others as above and in mimi_encoder / adaptive_controller);
@@ -130,8 +134,15 @@ class largesc_tx(gr.hier_block2):
 
     def __init__(self, samp_rate=24000, profile=DEFAULT_PROFILE, bandwidth_bps=1100.0, d=1, loss_rate=0.0,
                  use_feedback=True, dtx=False, frames_per_packet=1, device="cpu", num_threads=1,
-                 mimi_weights="", seed=-1, frame_by_frame=False, packet_format=DEFAULT_FORMAT):
-        from .adaptive_controller import check_bandwidth, check_loss_rate, check_packet_format
+                 mimi_weights="", seed=-1, frame_by_frame=False, packet_format=DEFAULT_FORMAT,
+                 callsign="", text_share=0.05):
+        from .adaptive_controller import (
+            check_bandwidth,
+            check_callsign_param,
+            check_loss_rate,
+            check_packet_format,
+            check_text_share,
+        )
         samp_rate = check_samp_rate(NAME, samp_rate)
         check_codec_params(NAME, profile, frames.SAMPLE_RATE, device, num_threads, mimi_weights, 1)
         check_bandwidth(NAME, bandwidth_bps)
@@ -145,6 +156,8 @@ class largesc_tx(gr.hier_block2):
         check_packet_format(NAME, packet_format, fpp)
         seed = P.check_int(NAME, "seed", seed, -1, P.MAX_SEED, "-1: random epoch")
         frame_by_frame = P.check_bool(NAME, "frame_by_frame", frame_by_frame)
+        check_callsign_param(NAME, callsign)
+        check_text_share(NAME, text_share)
         gr.hier_block2.__init__(self, "largesc_tx", gr.io_signature(1, 1, gr.sizeof_float),
                                 gr.io_signature(0, 0, 0))
         from .adaptive_controller import adaptive_controller
@@ -164,7 +177,8 @@ class largesc_tx(gr.hier_block2):
         self.controller = adaptive_controller(bandwidth_bps=bandwidth_bps, d=d, loss_rate=loss_rate,
                                               use_feedback=use_feedback, dtx=dtx,
                                               frames_per_packet=frames_per_packet, epoch=epoch,
-                                              packet_format=packet_format)
+                                              packet_format=packet_format, callsign=callsign,
+                                              text_share=text_share)
         self.timers = {"encode": StageTimer(), "controller": StageTimer()}
         self.encoder.stage_observers.add(self.timers["encode"])
         self.controller.stage_observers.add(self.timers["controller"])
@@ -178,7 +192,7 @@ class largesc_tx(gr.hier_block2):
         self.connect((self.encoder, 0), (self.pacer, 0), (self.controller, 0))
         self.connect((self.encoder, 1), (self.pacer, 1), (self.controller, 1))
 
-        for port in ("feedback", "ctrl"):
+        for port in (FEEDBACK_PORT, CTRL_PORT, TEXT_PORT, PTT_PORT):
             self.message_port_register_hier_in(port)
             self.msg_connect(self, port, self.controller, port)
         self.message_port_register_hier_out(PDUS_PORT)

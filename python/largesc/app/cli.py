@@ -100,7 +100,8 @@ def cmd_demo(args) -> int:
                      "profile": args.profile, "bandwidth": args.bandwidth, "loss": args.loss,
                      "recovery": args.recovery, "seed": args.seed, "device": args.device,
                      "out_rate": 24000, "quiet": not sys.stderr.isatty(),
-                     "packet_format": args.packet_format, "png": str(out_dir / "report.png")})
+                     "packet_format": args.packet_format, "png": str(out_dir / "report.png"),
+                     "callsign": args.callsign})
     text = run_summary.format_summary(s)
     if args.profile in ("tiny", "kyutai-arch"):
         note += (f"**Note:** profile `{args.profile}` has random weights: the audio is noise-like by design; "
@@ -152,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     s.add_argument("--packet-format", default=DEFAULT_FORMAT, choices=list(FORMATS),
                    help="packet format (docs/packet-format.md); the report shows payload, header and on-air bps")
+    s.add_argument("--callsign", default="N0CALL",
+                   help="call sign on the text side channel ('' for none); the report shows what RX heard and its bits")
     s.set_defaults(func=cmd_demo)
     for name, (_, text) in DELEGATED.items():
         sub.add_parser(name, add_help=False, help=f"{text} ({name} --help)")

@@ -42,7 +42,10 @@ def loopback_flowgraph(x, rate, o, d_max, out_rate=None, source=None, sink=None)
             self.tx = largesc_tx(samp_rate=rate, profile=o.profile, bandwidth_bps=o.bandwidth, d=o.d,
                                  loss_rate=o.loss, use_feedback=o.feedback == "loop", dtx=o.dtx,
                                  device=o.device, num_threads=o.threads, seed=o.seed,
-                                 frame_by_frame=not o.batch, packet_format=o.packet_format)
+                                 frame_by_frame=not o.batch, packet_format=o.packet_format,
+                                 callsign=o.callsign, text_share=o.text_share)
+            for text in o.text:                 # queued before the first frame
+                self.tx.controller.text.submit(text)
             if o.channel == "phy":
                 from ..packet_phy import packet_phy
                 self.channel = packet_phy(snr_db=o.snr, freq_offset=o.freq_offset,

@@ -57,6 +57,12 @@ def build_parser(prog: str = "gr-largesc run") -> argparse.ArgumentParser:
                    help="v1: 24-bit header + CRC-8; compact: 12-bit header, no CRC (the erasure "
                         "channel and the GMSK PHY check frames); compact_crc: 12-bit header + CRC-8")
     p.add_argument("--dtx", action="store_true", help="discontinuous transmission")
+    p.add_argument("--callsign", default="", help="station call sign sent on the text side channel "
+                   "(start, every 10 s, end of over; up to 16 of A-Z, 0-9, '/', '-'; docs/text-channel.md)")
+    p.add_argument("--text", action="append", default=[], metavar="TEXT",
+                   help="a text message (1..200 UTF-8 bytes) sent on the text side channel; repeatable")
+    p.add_argument("--text-share", type=float, default=0.05,
+                   help="share of B text may take from speech frames (0..0.5; silent frames go first)")
     p.add_argument("--feedback", choices=["oracle", "loop"], default="oracle",
                    help="controller's loss rate: the configured p (reproducible) or RX reports")
     p.add_argument("--seed", type=int, default=0)
@@ -105,6 +111,12 @@ def checked_options(options):
         raise ValueError(f"--loss must be in [0, 1], got {o.loss}")
     if o.d < 1 or o.d_max < 0 or (o.d_max and o.d_max < o.d):
         raise ValueError(f"need d >= 1 and d_max >= d (or 0), got d = {o.d}, d_max = {o.d_max}")
+    from ..core.link.text import check_callsign, check_text
+    check_callsign(o.callsign)
+    for t in o.text:
+        check_text(t)
+    if not 0.0 <= o.text_share <= 0.5:
+        raise ValueError(f"--text-share must be in [0, 0.5], got {o.text_share}")
     if o.packet_format not in FORMATS:
         raise ValueError(f"--packet-format must be one of {', '.join(FORMATS)}, got {o.packet_format!r}")
     if o.channel == "phy":

@@ -80,7 +80,39 @@ def _summary(o, rate, n_in, tx, ch, rx, load_s, run_s, d_max) -> dict:
         "model_load_s": round(load_s, 2), "run_s": round(run_s, 2),
         "rtf": round(run_s / seconds, 3) if seconds else 0.0,
         "pacer_waits": ts["pacer"]["waits"],
+        "text": _text_summary(o, ctl, dep, rx),
     }
+
+
+def _text_summary(o, ctl, dep, rx) -> dict:
+    """The text side channel: what was sent, what RX heard and when, and its bits."""
+    from ..core.link import frames
+    f = max(1, ctl["frames"])
+    heard = [{"t_s": round(fr * frames.FRAME_SECONDS, 2), "frame": fr, "kind": kind, "text": text}
+             for fr, kind, text in rx.depacketizer.heard]
+    return {"callsign": getattr(o, "callsign", ""), "messages": list(getattr(o, "text", [])),
+            "heard": heard, "last_callsign": dep.get("last_callsign", ""),
+            "payload_bits": ctl.get("text_payload_bits", 0), "packets": ctl.get("text_packets", 0),
+            "header_bits": ctl.get("text_overhead_bits", 0),
+            "payload_bps": round(ctl.get("text_bps", 0.0), 2),
+            "header_bps": round(ctl.get("text_overhead_bits", 0) * frames.FRAME_RATE / f, 2),
+            "total_payload_bps": round(ctl.get("total_payload_bps", ctl["payload_bps"]), 2),
+            "end_of_over_sent": ctl.get("end_of_over_packets", 0),
+            "end_of_over_skipped": ctl.get("end_of_over_skipped", 0),
+            "end_of_over_heard": dep.get("end_of_over", 0) > 0}
+
+
+def _text_rows(t, budget) -> list:
+    if not t or not (t["callsign"] or t["messages"] or t["heard"]):
+        return []
+    heard = "; ".join(f"{h['t_s']} s {h['kind']} {h['text']!r}" for h in t["heard"]) or "nothing"
+    return [("text channel: call sign sent / last heard",
+             f"{t['callsign'] or '-'} / {t['last_callsign'] or '-'}"
+             f" (end of over {'heard' if t['end_of_over_heard'] else 'not heard'})"),
+            ("text channel: heard (RX time, kind, text)", heard),
+            ("text channel bits / bps (payload; + header)",
+             f"{t['payload_bits']} / {t['payload_bps']}; + {t['header_bps']} bps in {t['packets']} packets"),
+            ("speech + text payload", f"{t['total_payload_bps']} bps (budget B {budget:g} bps)")]
 
 
 def format_summary(s: dict) -> str:
@@ -128,6 +160,7 @@ def format_summary(s: dict) -> str:
             ("tokens by source", ", ".join(f"{k} {v}" for k, v in s["tokens"].items())),
             ("frames with generated / fallback tokens", f"{s['frames_generated']} / {s['frames_fallback']}"),
             ("RX loss estimate", s["loss_estimate_rx"]),
+            *_text_rows(s.get("text"), s["bandwidth_bps"]),
             ("model load / run", f"{s['model_load_s']} s / {s['run_s']} s (RTF {s['rtf']})")]
     if s.get("interrupted"):
         rows.insert(0, ("interrupted", "yes (Ctrl-C): the output holds what was decoded so far"))

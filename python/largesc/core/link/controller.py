@@ -26,6 +26,7 @@ from .frames import NUM_CODEBOOKS, TOKEN_BPS
 MIN_TOKENS = 4                  # tokens per frame without DTX (550 bps)
 MAX_TOKENS = 15                 # 8 originals + 7 copies (2062.5 bps)
 MAX_REPEAT = NUM_CODEBOOKS - 1
+MAX_TEXT_SHARE = 0.5            # at most half of B for text on speech frames
 
 
 class ActivityImportance:
@@ -74,6 +75,7 @@ class Allocation:
     n_repeat: int
     importance: float
     demand: float
+    text_tokens: int = 0        # token-equivalents of a text chunk sent with this frame (text.py)
 
     @property
     def tokens(self) -> int:
@@ -139,14 +141,22 @@ class AdaptiveController:
     window: frames over which the average rate is held <= B; d: copy distance;
     dtx: send `dtx_tokens` (< 4) on non-speech frames. `importance` is any object with
     ``update(activity_db) -> float`` (default :class:`ActivityImportance`).
-    Counters: frames, tokens, speech_frames, dtx_frames, repeat_tokens.
+    text_share: the share of B that a text chunk may take from speech frames (0..0.5); silent
+    frames give text their unused budget first (docs/text-channel.md). Text tokens count in the
+    rate window like speech tokens, so speech + text stay within B.
+    Counters: frames, tokens, speech_frames, dtx_frames, repeat_tokens, text_tokens,
+    text_frames.
     """
 
     def __init__(self, bandwidth_bps: float = 1100.0, window: int = 25, d: int = 1,
                  dtx: bool = False, dtx_tokens: int = 1, p_sat: float = 0.3,
-                 speech_threshold: float = 0.5, credit_frames: int = 4, importance=None):
+                 speech_threshold: float = 0.5, credit_frames: int = 4, importance=None,
+                 text_share: float = 0.05):
         if not 0 <= dtx_tokens < MIN_TOKENS:
             raise ValueError("dtx_tokens must be in 0..3")
+        if not 0.0 <= text_share <= MAX_TEXT_SHARE:
+            raise ValueError(f"text_share must be in [0, {MAX_TEXT_SHARE}], got {text_share!r}")
+        self.text_share = float(text_share)
         self.window, self.d = int(window), int(d)
         self.dtx, self.dtx_tokens = bool(dtx), int(dtx_tokens)
         self.p_sat, self.speech_threshold = float(p_sat), float(speech_threshold)
@@ -155,7 +165,7 @@ class AdaptiveController:
         self.set_bandwidth(bandwidth_bps)
         self._prev: Deque = deque(maxlen=self.d)         # (n_send, speech) of frames n-d..n-1
         self.counters = {"frames": 0, "tokens": 0, "speech_frames": 0, "dtx_frames": 0,
-                         "repeat_tokens": 0}
+                         "repeat_tokens": 0, "text_tokens": 0, "text_frames": 0}
 
     def set_bandwidth(self, bandwidth_bps: float) -> None:
         """Change B. The rate window restarts: windows that straddle the change are bounded by
@@ -167,23 +177,47 @@ class AdaptiveController:
         self.budget_tokens = min(b / TOKEN_BPS, MAX_TOKENS)
         self.rate = RateWindow(self.budget_tokens, self.window)
         self.credit = 0.0
+        self.text_credit = 0.0
+        self.text_reserve = 0.0
+        self._text_loan = False
 
-    def step(self, activity_db: float, p: float = 0.0, importance: Optional[float] = None
-             ) -> Allocation:
-        """Allocate frame n. `importance` (I_ns) overrides the activity-based estimate."""
+    def step(self, activity_db: float, p: float = 0.0, importance: Optional[float] = None,
+             text_tokens: int = 0) -> Allocation:
+        """Allocate frame n. `importance` (I_ns) overrides the activity-based estimate.
+
+        text_tokens: the cost of the text chunk waiting to go (0: none). While text waits, the
+        text bank gets `text_share` of B every frame and all of a silent frame's unused budget;
+        the chunk goes whole (Allocation.text_tokens) once the bank holds its cost, with speech
+        aiming that much lower, and never beyond the rate window.
+        """
         i_ns = self.importance.update(activity_db) if importance is None else float(importance)
         if not math.isfinite(i_ns):
             i_ns = 0.0
         i_nc = channel_demand(p, self.p_sat)
         n_prev, prev_speech = self._prev[0] if len(self._prev) == self.d else (0, False)
-        target = int(math.floor(self.budget_tokens + max(0.0, self.credit) / self.credit_frames))
-        n, r = allocate(i_ns, i_nc, target, self.rate.room(), n_prev, prev_speech,
+        # credit < 0 only after text borrowed from speech (see below): later frames repay it
+        target = int(math.floor(self.budget_tokens + self.credit / self.credit_frames))
+        room = self.rate.room()
+        speech = i_ns >= self.speech_threshold
+        want = max(0, int(text_tokens))
+        b = self.budget_tokens
+        if want and not self._text_loan:        # the first text: one window's share at once,
+            self._text_loan = True              # which speech repays from its credit
+            loan = self.text_share * b * self.window
+            self.text_credit += loan
+            self.credit -= loan
+        reserve = want if want and self.text_credit >= want else 0
+        n, r = allocate(i_ns, i_nc, target - reserve, room - reserve, n_prev, prev_speech,
                         self.speech_threshold, self.dtx_tokens if self.dtx else None)
         total = n + r
-        self.rate.push(total)
-        self.credit = min(self.credit + self.budget_tokens - total,
-                          self.budget_tokens * self.window)
-        speech = i_ns >= self.speech_threshold
+        moved = 0.0                     # this frame's budget that goes to the text bank
+        if want:
+            moved = self.text_share * b + (0.0 if speech else max(0.0, b - self.text_share * b - total))
+            self.text_credit += moved
+        text = want if want and want <= self.text_credit and want <= room - total else 0
+        self.text_credit = min(self.text_credit - text, max(self.text_share * b * self.window, MAX_TOKENS))
+        self.rate.push(total + text)
+        self.credit = min(self.credit + b - total - moved, b * self.window)
         self._prev.append((n, speech))
         c = self.counters
         c["frames"] += 1
@@ -191,12 +225,40 @@ class AdaptiveController:
         c["speech_frames"] += speech
         c["dtx_frames"] += n < MIN_TOKENS
         c["repeat_tokens"] += r
-        return Allocation(n, r, i_ns, i_nc)
+        c["text_tokens"] += text
+        c["text_frames"] += text > 0
+        return Allocation(n, r, i_ns, i_nc, text)
+
+    def reserve_text(self, tokens: int) -> None:
+        """Set `tokens` aside now for text sent later between frames (the end of over), paid by
+        speech from its credit over the next frames: the end of over never adds to B."""
+        t = max(0, int(tokens)) - self.text_reserve
+        if t > 0:
+            self.text_reserve += t
+            self.credit -= t
+
+    def spend_text(self, tokens: int) -> bool:
+        """Text between frames (the end of over): take `tokens` from the reserve, the text bank
+        and the unused budget, in that order, if they hold them; True if taken. Paid for
+        earlier, so the over's mean rate stays <= B; the last window of `window` frames may
+        hold these tokens beyond it (docs/text-channel.md)."""
+        t = float(int(tokens))
+        banks = [self.text_reserve, max(0.0, self.text_credit), max(0.0, self.credit)]
+        if t > sum(banks) + 1e-9:
+            return False
+        take = [min(t, banks[0])]
+        take.append(min(t - take[0], banks[1]))
+        take.append(t - take[0] - take[1])
+        self.text_reserve -= take[0]
+        self.text_credit -= take[1]
+        self.credit -= take[2]
+        self.counters["text_tokens"] += int(t)
+        return True
 
     def average_bps(self) -> float:
-        """Mean payload rate so far (token bits only)."""
+        """Mean payload rate so far (speech tokens and text, in token-equivalents)."""
         f = self.counters["frames"]
-        return self.counters["tokens"] * TOKEN_BPS / f if f else 0.0
+        return (self.counters["tokens"] + self.counters["text_tokens"]) * TOKEN_BPS / f if f else 0.0
 
 
 DEFAULT_FEEDBACK_TIMEOUT = 125     # frames (10 s; the depacketizer reports every 12 frames)
