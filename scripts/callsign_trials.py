@@ -22,6 +22,7 @@ import numpy as np
 from gnuradio.largesc.app import loopback
 from gnuradio.largesc.app.run_options import BUNDLED_CLIP
 from gnuradio.largesc.core import audio_io
+from gnuradio.largesc.core.link.packet_formats import DEFAULT_FORMAT, FORMATS
 from gnuradio.largesc.core.profiles import DEFAULT_PROFILE
 
 
@@ -38,7 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument("--loss", type=float, default=0.3)
     ap.add_argument("--callsign", default="N0CALL")
     ap.add_argument("--within", type=float, default=2.0, help="seconds from the start")
-    ap.add_argument("--packet-format", default="v1")
+    ap.add_argument("--packet-format", default=DEFAULT_FORMAT, choices=list(FORMATS))
     ap.add_argument("--profile", default=DEFAULT_PROFILE)
     ap.add_argument("--no-stoi", action="store_true", help="skip the runs without text and STOI")
     args = ap.parse_args(argv)
