@@ -102,7 +102,7 @@ def test_parameters_are_checked(kw, match):
         adaptive_controller(**kw)
 
 
-@pytest.mark.parametrize("fmt", ["v1", "compact_crc"])
+@pytest.mark.parametrize("fmt", ["compact", "v1", "compact_crc"])      # compact: the default
 def test_run_reports_what_rx_heard_and_the_bits(fmt, tmp_path, capsys):
     """`gr-largesc run --callsign --text` on the bundled clip: the summary lists the call sign,
     the text and the end of over heard, with their times and bits; speech + text within B."""
@@ -117,6 +117,8 @@ def test_run_reports_what_rx_heard_and_the_bits(fmt, tmp_path, capsys):
         ("callsign", "DL1ABC"), ("text", "73 de DL1ABC"), ("end_of_over", "DL1ABC")]
     assert t["heard"][0]["t_s"] <= 2.0 and t["last_callsign"] == "DL1ABC"
     assert t["payload_bits"] > 0 and t["total_payload_bps"] <= s["bandwidth_bps"]
+    from gnuradio.largesc.app.run_summary import format_summary
+    assert "on-air rate with the text packets" in format_summary(s)     # text packets are on air too
     assert run_app.main(["--callsign", "DL1 ABC", "--out", str(out)]) == 2
     assert "callsign must be" in capsys.readouterr().err
 

@@ -102,7 +102,7 @@ def _text_summary(o, ctl, dep, rx) -> dict:
             "end_of_over_heard": dep.get("end_of_over", 0) > 0}
 
 
-def _text_rows(t, budget) -> list:
+def _text_rows(t, budget, on_air=None) -> list:
     if not t or not (t["callsign"] or t["messages"] or t["heard"]):
         return []
     heard = "; ".join(f"{h['t_s']} s {h['kind']} {h['text']!r}" for h in t["heard"]) or "nothing"
@@ -112,7 +112,10 @@ def _text_rows(t, budget) -> list:
             ("text channel: heard (RX time, kind, text)", heard),
             ("text channel bits / bps (payload; + header)",
              f"{t['payload_bits']} / {t['payload_bps']}; + {t['header_bps']} bps in {t['packets']} packets"),
-            ("speech + text payload", f"{t['total_payload_bps']} bps (budget B {budget:g} bps)")]
+            ("speech + text payload", f"{t['total_payload_bps']} bps (budget B {budget:g} bps)"),
+            *([("on-air rate with the text packets",
+                f"{round(on_air + t['payload_bps'] + t['header_bps'], 2)} bps (voice {on_air} + text "
+                f"{t['payload_bps']} + {t['header_bps']})")] if on_air is not None and t["packets"] else [])]
 
 
 def format_summary(s: dict) -> str:
@@ -160,7 +163,7 @@ def format_summary(s: dict) -> str:
             ("tokens by source", ", ".join(f"{k} {v}" for k, v in s["tokens"].items())),
             ("frames with generated / fallback tokens", f"{s['frames_generated']} / {s['frames_fallback']}"),
             ("RX loss estimate", s["loss_estimate_rx"]),
-            *_text_rows(s.get("text"), s["bandwidth_bps"]),
+            *_text_rows(s.get("text"), s["bandwidth_bps"], s.get("on_air_bps")),
             ("model load / run", f"{s['model_load_s']} s / {s['run_s']} s (RTF {s['rtf']})")]
     if s.get("interrupted"):
         rows.insert(0, ("interrupted", "yes (Ctrl-C): the output holds what was decoded so far"))
