@@ -168,3 +168,22 @@ def test_mini_v1_latency_counts_one_wait():
     tot = {o: latency_totals(largesc_rx(profile="mini-v1", recovery="interp", overlap=o,
                                         clocked=True).algorithmic_latency_ms()) for o in (True, False)}
     assert tot[True][0] == pytest.approx(tot[False][0] - 80.0) and tot[True][1] == pytest.approx(tot[True][0])
+
+
+def test_mini_v1_offline_overlap_leaves_a_stream_in_progress_alone():
+    codec = load_codec("mini-v1")
+    x, rate = audio_io.read_wav(BUNDLED_CLIP)
+    codes = codec.encode(audio_io.resample(x, rate, frames.SAMPLE_RATE)[: frames.SAMPLE_RATE])
+    n = codes.shape[1]
+    st = np.full((8, n), O, np.uint8)
+    nt, ns = provisional_next(codes, st)
+
+    def stream(interrupt):
+        codec.start_streaming()
+        out = [codec.stream_decode(codes[:, : n // 2])]
+        if interrupt:
+            codec.decode_overlap(codes, None, st.T, nt, ns.T)
+        out.append(codec.stream_decode(codes[:, n // 2:]))
+        codec.stop_streaming()
+        return np.concatenate(out)
+    assert np.array_equal(stream(True), stream(False))

@@ -509,17 +509,23 @@ class MiniCodec(TokenCodec):
         return np.concatenate(out).astype(np.float32)
 
     def decode_overlap(self, codes, prefix, states, next_codes, next_states) -> np.ndarray:
-        """Offline twin of stream_decode_overlap (the same code from a fresh decoder state)."""
-        was = self._streaming
-        saved = (self._dec_hist, self._synth, self._dec_state)
-        self._stop_tf()
-        self._streaming, self._dec_hist, self._synth = True, None, W.WorldSynth()
+        """Offline twin of stream_decode_overlap (the same code from a fresh decoder state); a
+        stream in progress, encoder or decoder, is left as it was."""
+        tf = self.model.dec_tf
+        live = tf.is_streaming
+        saved_tf = _snapshot(tf) if live else None
+        saved = (self._streaming, self._dec_hist, self._synth, self._dec_state)
+        if live:
+            tf._stop_streaming()
+        self._streaming, self._dec_hist, self._synth, self._dec_state = True, None, W.WorldSynth(), None
         try:
             return self.stream_decode_overlap(codes, prefix, states, next_codes, next_states)
         finally:
-            self._stop_tf()
-            self._streaming = was
-            self._dec_hist, self._synth = saved[0], saved[1]
+            tf._stop_streaming()
+            if live:
+                tf.streaming_forever(1)
+                _restore(tf, saved_tf)
+            self._streaming, self._dec_hist, self._synth, self._dec_state = saved
 
     @torch.no_grad()
     def stream_decode(self, codes, prefix=None):
