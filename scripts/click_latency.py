@@ -19,7 +19,7 @@ at the RX output (when they come out). From them:
   counted after a warm-up (the first second: model warm-up is a one-off, not buffering); also
   with S at the 95th percentile (a sink whose buffer lets 5 % of chunks arrive late);
 - each click's onset is found in the output by correlating its log-RMS envelope (2.5 ms steps)
-  with the input's around it (a vocoder keeps the envelope, not the waveform).
+  with the input's around it (a vocoder keeps the envelope, not the waveform; evaluation/metrics.py).
 
 Mouth-to-ear delay of a click = (S + i_out / fs) - (T0 + n_in / fs). It includes GNU Radio's
 buffering and scheduling and each block's compute time, not an audio device's own buffer. The
@@ -59,12 +59,6 @@ def make_input(seconds: float) -> tuple[np.ndarray, list[int]]:
     return y, onsets
 
 
-def _envelope(x: np.ndarray, hop: int) -> np.ndarray:
-    """Log RMS per hop (a vocoder keeps the envelope, not the waveform)."""
-    n = len(x) // hop
-    return np.log(np.sqrt(np.mean(np.asarray(x[: n * hop], np.float64).reshape(n, hop) ** 2, 1)) + 1e-4)
-
-
 def probe_block():
     from gnuradio import gr
 
@@ -89,6 +83,7 @@ def measure(seconds: float, recovery: str, overlap: bool, profile: str | None = 
     from gnuradio import blocks, gr
 
     from gnuradio.largesc.core.profiles import DEFAULT_PROFILE
+    from gnuradio.largesc.evaluation.metrics import log_rms_envelope
     from gnuradio.largesc.gr_support.latency import latency_totals
     from gnuradio.largesc.largesc_rx import largesc_rx
     from gnuradio.largesc.largesc_tx import largesc_tx
@@ -123,8 +118,8 @@ def measure(seconds: float, recovery: str, overlap: bool, profile: str | None = 
     clicks = []
     hop, max_lag = FS // 400, int(0.6 * FS)                     # 2.5 ms envelope steps, lags up to 600 ms
     for n in onsets:
-        ref = _envelope(x[n - FS // 4: n + int(CLICK_S * FS) + FS // 4], hop)
-        seg = _envelope(y[n - FS // 4: n - FS // 4 + max_lag + int(CLICK_S * FS) + FS // 2], hop)
+        ref = log_rms_envelope(x[n - FS // 4: n + int(CLICK_S * FS) + FS // 4], hop)
+        seg = log_rms_envelope(y[n - FS // 4: n - FS // 4 + max_lag + int(CLICK_S * FS) + FS // 2], hop)
         if len(seg) <= len(ref):
             continue
         c = np.array([np.corrcoef(ref, seg[j: j + len(ref)])[0, 1] for j in range(len(seg) - len(ref) + 1)])

@@ -22,16 +22,17 @@ METRIC_VERSION = "m1"      # bump when a metric's computation changes (invalidat
 
 
 # ----------------------------------------------------------------------------- alignment
+def log_rms_envelope(x: np.ndarray, hop: int) -> np.ndarray:
+    """Log RMS per `hop` samples (what a vocoder keeps of a waveform)."""
+    n = len(x) // hop
+    return np.log(np.sqrt(np.mean(np.asarray(x[:n * hop], np.float64).reshape(n, hop) ** 2, axis=1)) + 1e-4)
+
+
 def env_lag(ref: np.ndarray, deg: np.ndarray, fs: int = FS, max_lag_s: float = 0.5) -> int:
     """Coarse delay of deg against ref (samples, 1 ms resolution) from log-RMS envelopes."""
     from scipy.signal import correlate
     h = fs // 1000
-
-    def env(x):
-        n = len(x) // h
-        return np.log(np.sqrt(np.mean(np.asarray(x[:n * h], np.float64).reshape(n, h) ** 2, axis=1)) + 1e-4)
-
-    er, ed = env(ref), env(deg)
+    er, ed = log_rms_envelope(ref, h), log_rms_envelope(deg, h)
     n = min(len(er), len(ed))
     if n < 2:
         return 0
