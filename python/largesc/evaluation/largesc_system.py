@@ -240,7 +240,7 @@ def run(x16: np.ndarray, trace, *, profile: str = DEFAULT_PROFILE, bandwidth_bps
         if hasattr(rec, "seed"):
             rec.seed(seed)
         rec.reset()
-        if overlap and REGISTRY[recovery].latency > 0 and getattr(codec, "supports_overlap", False):
+        if overlap and rec.latency > 0 and getattr(codec, "supports_overlap", False):
             tok, st, *nxt = recover_lookahead(rec, tokens, states)
         else:
             tok, st = recover(rec, tokens, states)

@@ -113,8 +113,10 @@ class LatentRecovery(_QuantizerSpaceHold):
 
     name = "latent"
 
-    def __init__(self, codec, predictor):
-        super().__init__(fill_not_sent=False)          # measured: filling them lowers PLCMOS (docs/recovery.md)
+    def __init__(self, codec, predictor, *, fill_not_sent: bool = False):
+        # build() never fills not-sent codebooks: filling them lowered PLCMOS (docs/models/mini.md);
+        # the keyword is for that comparison (scripts/latent_fill_probe.py)
+        super().__init__(fill_not_sent=fill_not_sent)
         if not hasattr(codec, "requantize"):
             raise ValueError("strategy 'latent' needs a codec with dequantize/requantize (core/codec)")
         cfg = predictor.cfg
