@@ -93,6 +93,10 @@ def main(argv=None) -> int:
             ma, mb = ((a * w).sum() / w.sum(), (b * w).sum() / w.sum()) if w is not None else (a.mean(), b.mean())
             lines.append(f"| {p:g} | {m} | {ma:.3f} | {mb:.3f} | {d:+.4f} [{lo:+.4f}, {hi:+.4f}] |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
+    (out / "meta.json").write_text(json.dumps({     # read by tests/test_report_freshness.py
+        "command": " ".join(["scripts/overlap_quality.py", *(argv if argv is not None else sys.argv[1:])]),
+        "profile": args.profile, "recovery": rec, "model": ls.model_description(args.profile, rec),
+        "speech": args.speech, "wall_s": round(time.time() - t0, 1)}, indent=1))
     print("\n".join(lines))
     return 0
 

@@ -132,6 +132,12 @@ def run(args) -> None:
         for u in utts:
             f.write((tasks / (u["id"] + ".jsonl")).read_text())
     (out / "wall_time.txt").write_text(f"{time.time() - t0:.0f} s for {len(todo)} utterances with --jobs {args.jobs}\n")
+    from gnuradio.largesc.evaluation.largesc_system import model_description
+    strategies = args.strategies.split(",")
+    rec = next((r for r in ("latent", "moshi", "moshi-mmse") if r in strategies), strategies[0])
+    (out / "meta.json").write_text(json.dumps({        # read by tests/test_report_freshness.py
+        "command": "scripts/recovery_ceiling.py " + " ".join(sys.argv[1:]), "profile": args.profile,
+        "recovery": rec, "strategies": strategies, "model": model_description(args.profile, rec)}, indent=1))
     summarise(out)
 
 

@@ -11,7 +11,7 @@ import pytest
 from gnuradio.largesc.core.profiles import MINI_FAMILY, models_dir
 
 REPO = Path(__file__).resolve().parents[1]
-REPORTS = sorted((REPO / "docs" / "eval").glob("*/meta.json"))
+REPORTS = sorted((REPO / "docs" / "eval").glob("*/meta.json")) + sorted((REPO / "docs" / "recovery").glob("*/meta.json"))
 
 
 def shipped_sha(profile: str) -> str:
@@ -46,3 +46,31 @@ def test_eval_report_names_the_shipped_latent_predictor(meta):
     w = models_dir() / m["profile"] / "recovery" / "latent" / "model.safetensors"
     assert hashlib.sha256(w.read_bytes()).hexdigest().startswith(found.group(1)), (
         f"{meta.parent.name}: made with another latent predictor than main ships; rerun it")
+
+
+@pytest.mark.parametrize("meta", REPORTS, ids=lambda p: p.parent.name)
+def test_eval_report_names_the_shipped_lm_and_lora(meta):
+    """A report made with the `moshi` strategies names the recovery LM's sha256 (and the LoRA
+    adapter's, when it used the shipped one), which must be those main ships."""
+    m = json.loads(meta.read_text())
+    if m.get("recovery") not in ("moshi", "moshi-mmse") or m.get("profile") not in MINI_FAMILY:
+        return
+    from gnuradio.largesc.core.recovery.lm import MINI_LM_DIR, MINI_LORA_DIR, PEFT_ADAPTER_FILE
+    desc = m.get("model", "")
+    found = re.search(r"LM sha256 ([0-9a-f]{12,64})", desc)
+    assert found, f"{meta}: no recovery LM sha256 in its meta; rerun it"
+    assert hashlib.sha256((MINI_LM_DIR / "model.safetensors").read_bytes()).hexdigest().startswith(found.group(1))
+    if "shipped LoRA" in desc:
+        found = re.search(r"LoRA sha256 ([0-9a-f]{12,64})", desc)
+        assert found, f"{meta}: no LoRA sha256 in its meta; rerun it"
+        ad = MINI_LORA_DIR / PEFT_ADAPTER_FILE
+        assert hashlib.sha256(ad.read_bytes()).hexdigest().startswith(found.group(1))
+
+
+def test_every_report_folder_has_its_meta():
+    """Each committed report folder carries the meta.json these checks read (an unchecked report
+    could go stale silently)."""
+    bare = [d.name for d in (REPO / "docs" / "eval").iterdir()
+            if d.is_dir() and any((d / f).is_file() for f in ("report.md", "summary.md"))
+            and not (d / "meta.json").is_file()]
+    assert not bare, f"reports without meta.json: {bare}"

@@ -4,6 +4,11 @@
   VBR, complexity 10, lowest practical bitrate (6 kbps by default), in-band FEC on with the
   packet-loss hint set to the condition's p; on loss the decoder uses LBRR from the next packet
   when it arrived, else its PLC (1.3.1 has no deep PLC and no DRED). Decode logic as opus_demo.c.
+- Opus 1.5.2 with DRED (ctypes on the libopus 1.5.2 inside liblargesc_opus_dnn.so, built by
+  scripts/build_opus_dnn.sh): as above without LBRR, Deep REDundancy of up to 1 s in every packet,
+  decoder complexity 10 (deep PLC); after a gap the next packet's DRED fills the lost frames,
+  else deep PLC (opus_demo.c 1.5.2's logic). DRED takes its bits out of the encoder's total
+  (libopus compute_dred_bitrate: nothing below 12 kbps), so this baseline runs at 16 kbps.
 - AAC-LC (PyAV / FFmpeg's native encoder): 16 kHz, 1024-sample (64 ms) packets, 8 kbps
   requested (the encoder's floor is about 9.5 kbps); FFmpeg's decoder has no PLC, so a lost packet
   is zero-filled.
@@ -33,63 +38,104 @@ def _i16(x: np.ndarray) -> np.ndarray:
 _OPUS = None
 OPUS_VOIP = 2048
 _SET_BITRATE, _SET_VBR, _SET_COMPLEXITY, _SET_INBAND_FEC, _SET_PLP = 4002, 4006, 4010, 4012, 4014
-_GET_LOOKAHEAD = 4027
+_GET_LOOKAHEAD, _GET_LAST_PACKET_DURATION, _SET_DRED_DURATION = 4027, 4039, 4050
+_OPUS15 = None
 
 
 def _opus():
     global _OPUS
     if _OPUS is None:
-        name = ctypes.util.find_library("opus") or "libopus.so.0"
-        lib = ctypes.CDLL(name)
-        P, I = ctypes.c_void_p, ctypes.c_int
-        lib.opus_get_version_string.restype = ctypes.c_char_p
-        lib.opus_encoder_create.restype = P
-        lib.opus_encoder_create.argtypes = [I, I, I, ctypes.POINTER(I)]
-        lib.opus_decoder_create.restype = P
-        lib.opus_decoder_create.argtypes = [I, I, ctypes.POINTER(I)]
-        lib.opus_encode.argtypes = [P, ctypes.POINTER(ctypes.c_short), I, ctypes.c_char_p, I]
-        lib.opus_decode.argtypes = [P, ctypes.c_char_p, I, ctypes.POINTER(ctypes.c_short), I, I]
-        lib.opus_encoder_destroy.argtypes = [P]
-        lib.opus_decoder_destroy.argtypes = [P]
-        _OPUS = lib
+        _OPUS = _bind(ctypes.CDLL(ctypes.util.find_library("opus") or "libopus.so.0"))
     return _OPUS
+
+
+def _opus15():
+    """libopus 1.5.2 (with DRED) from the project's opus-dnn build."""
+    global _OPUS15
+    if _OPUS15 is None:
+        from ..core.codec.opus_dnn import _lib
+        lib = _bind(_lib())
+        P, I = ctypes.c_void_p, ctypes.c_int
+        lib.opus_dred_decoder_create.restype = P
+        lib.opus_dred_decoder_create.argtypes = [ctypes.POINTER(I)]
+        lib.opus_dred_alloc.restype = P
+        lib.opus_dred_alloc.argtypes = [ctypes.POINTER(I)]
+        lib.opus_dred_parse.argtypes = [P, P, ctypes.c_char_p, I, I, I, ctypes.POINTER(I), I]
+        lib.opus_decoder_dred_decode.argtypes = [P, P, I, ctypes.POINTER(ctypes.c_short), I]
+        lib.opus_packet_has_lbrr.argtypes = [ctypes.c_char_p, I]
+        lib.opus_dred_free.argtypes = [P]
+        lib.opus_dred_decoder_destroy.argtypes = [P]
+        if not lib.opus_get_version_string().decode().startswith("libopus 1.5"):
+            raise RuntimeError(f"opus-dnn library is {lib.opus_get_version_string().decode()}, not 1.5")
+        _OPUS15 = lib
+    return _OPUS15
+
+
+def _bind(lib):
+    """The encode/decode API's ctypes signatures (the same in 1.3 and 1.5)."""
+    P, I = ctypes.c_void_p, ctypes.c_int
+    lib.opus_get_version_string.restype = ctypes.c_char_p
+    lib.opus_encoder_create.restype = P
+    lib.opus_encoder_create.argtypes = [I, I, I, ctypes.POINTER(I)]
+    lib.opus_decoder_create.restype = P
+    lib.opus_decoder_create.argtypes = [I, I, ctypes.POINTER(I)]
+    lib.opus_encode.argtypes = [P, ctypes.POINTER(ctypes.c_short), I, ctypes.c_char_p, I]
+    lib.opus_decode.argtypes = [P, ctypes.c_char_p, I, ctypes.POINTER(ctypes.c_short), I, I]
+    lib.opus_encoder_destroy.argtypes = [P]
+    lib.opus_decoder_destroy.argtypes = [P]
+    return lib
 
 
 def opus_version() -> str:
     return _opus().opus_get_version_string().decode()
 
 
-def opus(x16: np.ndarray, trace, bitrate: int = 6000, p_hint: float = 0.0, fec: bool = True,
-         frame_ms: int = 20) -> tuple[np.ndarray, dict]:
-    lib = _opus()
+def _opus_encode(lib, x: np.ndarray, bitrate: int, p_hint: float, fec: bool, frame_ms: int,
+                 dred_frames: int = 0) -> tuple[list, int, int]:
+    """(packets, encoder look-ahead in samples, samples per packet)."""
     P, I = ctypes.c_void_p, ctypes.c_int
     err = I(0)
     enc = lib.opus_encoder_create(FS, 1, OPUS_VOIP, ctypes.byref(err))
     if err.value:
         raise RuntimeError(f"opus_encoder_create failed ({err.value})")
-    dec = lib.opus_decoder_create(FS, 1, ctypes.byref(err))
-    if err.value:
-        raise RuntimeError(f"opus_decoder_create failed ({err.value})")
     ctl = lib.opus_encoder_ctl
-    ctl(P(enc), I(_SET_BITRATE), I(int(bitrate)))
-    ctl(P(enc), I(_SET_COMPLEXITY), I(10))
-    ctl(P(enc), I(_SET_VBR), I(1))
-    ctl(P(enc), I(_SET_INBAND_FEC), I(int(fec)))
-    ctl(P(enc), I(_SET_PLP), I(int(round(100 * p_hint))))
+    for req, val in ((_SET_BITRATE, int(bitrate)), (_SET_COMPLEXITY, 10), (_SET_VBR, 1), (_SET_INBAND_FEC, int(fec)),
+                     (_SET_PLP, int(round(100 * p_hint)))) + (((_SET_DRED_DURATION, dred_frames),) if dred_frames else ()):
+        if ctl(P(enc), I(req), I(val)) != 0:
+            raise RuntimeError(f"opus_encoder_ctl({req}, {val}) failed")
     la = I(0)
     ctl(P(enc), I(_GET_LOOKAHEAD), ctypes.byref(la))
     n = FS * frame_ms // 1000
-    x = _i16(x16)
     xpad = np.concatenate([x, np.zeros(n + la.value, np.int16)])
-    nfr = len(xpad) // n
     buf = ctypes.create_string_buffer(1500)
     packets = []
-    for i in range(nfr):
+    for i in range(len(xpad) // n):
         fr = np.ascontiguousarray(xpad[i * n:(i + 1) * n])
         nb = lib.opus_encode(P(enc), fr.ctypes.data_as(ctypes.POINTER(ctypes.c_short)), n, buf, 1500)
         if nb <= 0:
             raise RuntimeError(f"opus_encode failed ({nb})")
         packets.append(buf.raw[:nb])
+    lib.opus_encoder_destroy(P(enc))
+    return packets, la.value, n
+
+
+def _opus_info(packets, lost, frame_ms, lib, **counts) -> dict:
+    return {"payload_bps": sum(len(p) for p in packets) * 8 / (len(packets) * frame_ms / 1000.0),
+            "packet_ms": frame_ms, "packets": len(packets), "lost": int(lost.sum()), **counts,
+            "library": lib.opus_get_version_string().decode()}
+
+
+def opus(x16: np.ndarray, trace, bitrate: int = 6000, p_hint: float = 0.0, fec: bool = True,
+         frame_ms: int = 20) -> tuple[np.ndarray, dict]:
+    lib = _opus()
+    P = ctypes.c_void_p
+    x = _i16(x16)
+    packets, la, n = _opus_encode(lib, x, bitrate, p_hint, fec, frame_ms)
+    nfr = len(packets)
+    err = ctypes.c_int(0)
+    dec = lib.opus_decoder_create(FS, 1, ctypes.byref(err))
+    if err.value:
+        raise RuntimeError(f"opus_decoder_create failed ({err.value})")
     lost = trace.mask(nfr, frame_ms)
     pcm = np.zeros(5760, np.int16)
     ptr = pcm.ctypes.data_as(ctypes.POINTER(ctypes.c_short))
@@ -110,13 +156,59 @@ def opus(x16: np.ndarray, trace, bitrate: int = 6000, p_hint: float = 0.0, fec: 
         pending = 0
         k = lib.opus_decode(P(dec), data, len(data), ptr, 5760, 0)
         out.append(pcm[:max(k, 0)].copy())
-    lib.opus_encoder_destroy(P(enc))
     lib.opus_decoder_destroy(P(dec))
-    y = np.concatenate(out)[la.value:la.value + len(x)].astype(np.float32) / 32768.0
-    info = {"payload_bps": sum(len(p) for p in packets) * 8 / (nfr * frame_ms / 1000.0),
-            "packet_ms": frame_ms, "packets": nfr, "lost": int(lost.sum()),
-            "concealed_fec": n_fec, "concealed_plc": n_plc, "library": f"libopus {opus_version()}"}
-    return y, info
+    y = np.concatenate(out)[la:la + len(x)].astype(np.float32) / 32768.0
+    return y, _opus_info(packets, lost, frame_ms, lib, concealed_fec=n_fec, concealed_plc=n_plc)
+
+
+def opus_dred(x16: np.ndarray, trace, bitrate: int = 16000, p_hint: float = 0.0, dred_ms: int = 1000,
+              frame_ms: int = 20) -> tuple[np.ndarray, dict]:
+    """Opus 1.5.2 with Deep REDundancy (module docstring); decode as opus_demo.c 1.5.2."""
+    lib = _opus15()
+    P, I = ctypes.c_void_p, ctypes.c_int
+    x = _i16(x16)
+    packets, la, n = _opus_encode(lib, x, bitrate, p_hint, False, frame_ms, dred_frames=dred_ms // 10)
+    nfr = len(packets)
+    err = I(0)
+    dec = lib.opus_decoder_create(FS, 1, ctypes.byref(err))
+    dred_dec = lib.opus_dred_decoder_create(ctypes.byref(err))
+    dred = lib.opus_dred_alloc(ctypes.byref(err))
+    if err.value or not dec or not dred_dec or not dred:
+        raise RuntimeError(f"opus DRED decoder setup failed ({err.value})")
+    lib.opus_decoder_ctl(P(dec), I(_SET_COMPLEXITY), I(10))        # deep PLC
+    lost = trace.mask(nfr, frame_ms)
+    pcm = np.zeros(5760, np.int16)
+    ptr = pcm.ctypes.data_as(ctypes.POINTER(ctypes.c_short))
+    out, pending, n_dred, n_plc = [], 0, 0, 0
+    for i in range(nfr):
+        if lost[i] and i < nfr - 1:
+            pending += 1
+            continue
+        data = packets[i]
+        avail = 0
+        if pending:
+            end = I(0)
+            ret = lib.opus_dred_parse(P(dred_dec), P(dred), data, len(data), min(48000, pending * n), FS,
+                                      ctypes.byref(end), 0)
+            avail = max(ret, 0)
+        for f in range(pending):
+            offset = (pending - f) * n
+            if avail > 0:
+                k = lib.opus_decoder_dred_decode(P(dec), P(dred), offset, ptr, n)
+                n_dred += offset <= avail
+                n_plc += offset > avail
+            else:
+                k = lib.opus_decode(P(dec), None, 0, ptr, n, 0)
+                n_plc += 1
+            out.append(pcm[:max(k, 0)].copy())
+        pending = 0
+        k = lib.opus_decode(P(dec), data, len(data), ptr, 5760, 0)
+        out.append(pcm[:max(k, 0)].copy())
+    lib.opus_dred_free(P(dred))
+    lib.opus_dred_decoder_destroy(P(dred_dec))
+    lib.opus_decoder_destroy(P(dec))
+    y = np.concatenate(out)[la:la + len(x)].astype(np.float32) / 32768.0
+    return y, _opus_info(packets, lost, frame_ms, lib, concealed_dred=n_dred, concealed_plc=n_plc)
 
 
 # ----------------------------------------------------------------------------- AAC-LC

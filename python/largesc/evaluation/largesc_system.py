@@ -89,14 +89,20 @@ def model_description(profile: str, recovery: str = "moshi", lora: str | None = 
         if w.is_file():
             desc += f"; latent predictor {w.parent} (sha256 {hashlib.sha256(w.read_bytes()).hexdigest()[:16]}...)"
     if recovery in ("moshi", "moshi-mmse"):
+        from ..core.recovery.lm import MINI_LM_DIR, MINI_LORA_DIR, PEFT_ADAPTER_FILE
+        lm_w = MINI_LM_DIR / "model.safetensors"
+        lm_sha = (f" (LM sha256 {hashlib.sha256(lm_w.read_bytes()).hexdigest()[:16]}...)"
+                  if profile == "mini-v1" and lm_w.is_file() else "")
         if isinstance(lora, str) and lora.lower() == "none":
-            desc += f"; LM: {profile} (base, no LoRA)"
+            desc += f"; LM: {profile} (base, no LoRA){lm_sha}"
         elif lora:
-            desc += f"; LM: {profile} + LoRA {lora}"
+            desc += f"; LM: {profile} + LoRA {lora}{lm_sha}"
         else:
-            from ..core.recovery.lm import MINI_LORA_DIR, PEFT_ADAPTER_FILE
-            shipped = profile == "mini-v1" and (MINI_LORA_DIR / PEFT_ADAPTER_FILE).is_file()
-            desc += f"; LM: {profile}" + (" + its shipped LoRA" if shipped else "")
+            ad = MINI_LORA_DIR / PEFT_ADAPTER_FILE
+            shipped = profile == "mini-v1" and ad.is_file()
+            desc += f"; LM: {profile}" + (" + its shipped LoRA" if shipped else "") + lm_sha
+            if shipped:
+                desc += f" (LoRA sha256 {hashlib.sha256(ad.read_bytes()).hexdigest()[:16]}...)"
     return desc
 
 

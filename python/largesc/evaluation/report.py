@@ -10,10 +10,13 @@ import numpy as np
 from . import systems as systems_mod
 from .systems import RATE_COLUMNS
 
-MAIN_METRICS = ("stoi", "pesq_wb", "visqol", "plcmos", "dnsmos_ovrl", "wer")
+MAIN_METRICS = ("stoi", "pesq_wb", "visqol", "plcmos", "dnsmos_ovrl", "wer", "wer_base")
 LABELS = {"stoi": "STOI", "pesq_wb": "PESQ-WB", "visqol": "ViSQOL v3 (speech)", "plcmos": "PLCMOS v2",
           "dnsmos_ovrl": "DNSMOS OVRL", "dnsmos_sig": "DNSMOS SIG", "dnsmos_bak": "DNSMOS BAK",
-          "dnsmos_p808": "DNSMOS P.808", "wer": "WER (whisper tiny.en)"}
+          "dnsmos_p808": "DNSMOS P.808", "wer": "WER (whisper tiny.en)",
+          "wer_base": "WER (Whisper base, English clips)"}
+PAIRED_AGAINST = ("largesc-no-uep", "largesc-repeat", "largesc-prefix", "codec2-700c", "codec2-1300",
+                  "codec2-3200", "opus", "opus-dred")
 
 
 def mean_ci(values) -> tuple[float, float, int]:
@@ -87,7 +90,12 @@ def write_report(rows: list[dict], out_dir: str | Path, meta: dict, plots: bool 
              + (", or any slot it spans" if meta.get("slot_rule") == "any" else "")
              + f"); Gilbert-Elliott mean burst {meta.get('burst_ms')} ms unless the model names its own "
              "(`gilbert_elliott@400`: 400 ms mean, i.e. 5 LargeSC packets of 80 ms).  ")
-    if meta.get("wall_s") is not None:
+    runs = meta.get("runs") or []
+    if len(runs) > 1:
+        L.append(f"Wall time: {sum(r['wall_s'] for r in runs):.0f} s in {len(runs)} runs (resumed or sharded: "
+                 + ", ".join(f"{r['wall_s']:.0f} s" for r in runs) + f") on {meta.get('machine', 'this machine')} "
+                 f"(--jobs {meta.get('jobs', 1)}).  ")
+    elif meta.get("wall_s") is not None:
         L.append(f"Wall time: {meta['wall_s']:.0f} s on {meta.get('machine', 'this machine')} "
                  f"(--jobs {meta.get('jobs', 1)}).  ")
     L.append("Values: mean ± half-width of the 95 % t confidence interval over utterances. "
@@ -157,7 +165,13 @@ def write_report(rows: list[dict], out_dir: str | Path, meta: dict, plots: bool 
             if ref:
                 L.append("| reference (input) | " + " | ".join("" for _ in conds) + f" | {_cell(*ref[:2])} |")
             L.append("")
+    L += paired_section(rows, bws)
     plots = write_plots(rows, out_dir, profile, sys_order, conds, bws, metrics_present) if plots else []
+    if plots:
+        from . import headline
+        h = headline.plot(rows, out_dir / "headline.png", f"Quality against on-air bit rate: profile {profile}, "
+                          f"{len(utts)} utterances")
+        plots = ([h] if h else []) + plots
     if plots:
         L.append("## Plots\n")
         for p in plots:
@@ -176,6 +190,55 @@ def write_report(rows: list[dict], out_dir: str | Path, meta: dict, plots: bool 
     path = out_dir / "report.md"
     path.write_text("\n".join(L) + "\n")
     return path
+
+
+def paired(rows: list[dict], a: str, b: str, lm: str, p: float, bw: float | None, metric: str):
+    """Mean of (a - b) over the utterances both have, with its 95 % t interval: (mean, lo, hi, n).
+    `b` is read at budget bw only if it follows the budget (LargeSC), else at its own rate."""
+    def vals(name):
+        sysobj = systems_mod.SYSTEMS.get(name)
+        want = bw if sysobj is None or sysobj.uses_bandwidth else None
+        return {r["utterance"]: float(r["value"]) for r in rows
+                if r["system"] == name and r["loss_model"] == lm and abs(float(r["p"]) - p) < 1e-9
+                and _bw(r["bandwidth_bps"]) == want and r["metric"] == metric}
+    va, vb = vals(a), vals(b)
+    d = [va[u] - vb[u] for u in sorted(set(va) & set(vb)) if np.isfinite(va[u]) and np.isfinite(vb[u])]
+    m, ci, n = mean_ci(d)
+    return m, m - ci, m + ci, n
+
+
+def paired_section(rows: list[dict], bws) -> list[str]:
+    """`largesc` minus each other system, paired by utterance, at p = 0.3 (or the highest p) for
+    each loss model and budget: the comparisons a reader asks first."""
+    have = {r["system"] for r in rows}
+    against = [x for x in PAIRED_AGAINST if x in have]
+    if "largesc" not in have or not against or not bws:
+        return []
+    ps = sorted({float(r["p"]) for r in rows if r["loss_model"] != "none"})
+    p = 0.3 if 0.3 in ps else max(ps)
+    lms = sorted({r["loss_model"] for r in rows if r["loss_model"] != "none"})
+    metrics = [m for m in ("stoi", "plcmos", "wer_base", "wer") if any(r["metric"] == m for r in rows)]
+    L = ["## LargeSC against each system, paired by utterance\n",
+         f"`largesc` minus the named system at p = {p:g}: mean difference [95 % t interval] over the utterances "
+         "both have (n). Higher is better for LargeSC except WER (negative: LargeSC makes fewer errors). "
+         "An interval that excludes zero is marked **bold**.\n"]
+    cols = [(lm, b) for lm in lms for b in bws]
+    for m in metrics:
+        L.append(f"### {LABELS.get(m, m)}\n")
+        L.append("| largesc minus | " + " | ".join(f"{lm}, B = {b:g}" for lm, b in cols) + " |")
+        L.append("|---|" + "---|" * len(cols))
+        for x in against:
+            cells = []
+            for lm, b in cols:
+                mu, lo, hi, n = paired(rows, "largesc", x, lm, p, b, m)
+                if n < 2 or not np.isfinite(lo):
+                    cells.append("-")
+                    continue
+                txt = f"{mu:+.3f} [{lo:+.3f}, {hi:+.3f}] ({n})"
+                cells.append(f"**{txt}**" if lo > 0 or hi < 0 else txt)
+            L.append(f"| {x} | " + " | ".join(cells) + " |")
+        L.append("")
+    return L
 
 
 def write_plots(rows, out_dir: Path, profile: str, sys_order, conds, bws, metrics_present) -> list[Path]:

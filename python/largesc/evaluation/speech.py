@@ -20,7 +20,10 @@ transcript if the sdist is unavailable), ``bundled`` (the bundled clip alone: no
 ``unseen`` (64 clips of speakers no model here trained on, from the training corpus's held-out
 split: its 20 English clips with transcripts, 4 clips of each of the 8 game characters held out
 whole and 12 of the fr-CA speaker, the selection of `gr-largesc eval-codec`; needs
-`gr-largesc prepare-corpus` first).
+`gr-largesc prepare-corpus` first), ``standard`` (30 clips of unseen speakers for the standard
+report: 12 English with transcripts from `unseen` (the LibriVox reader, CMU cards and go-forward,
+ARCTIC clb, one ALSA prompt), one clip of each of the 8 held-out game characters, 5 fr-CA and 5
+German prompts from Debian's asterisk-prompt-de, fetched on first use: evaluation/german.py).
 """
 from __future__ import annotations
 
@@ -50,7 +53,8 @@ BUNDLED_TEXT = "unless to be rather cold hearted and rather selfish is to be ill
 SDIST = "pocketsphinx-5.1.1.tar.gz"
 ALLISON_DIR = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
 ALLISON_TEXT = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
-SETS = ("heldout", "quick", "test", "bundled", "unseen")
+SETS = ("heldout", "quick", "test", "bundled", "unseen", "standard")
+STANDARD_EN, STANDARD_FR, STANDARD_DE = 12, 5, 5
 UNSEEN_GAME_PER_SPEAKER, UNSEEN_FR = 4, 12
 LICENCES = {
     "librivox": "public domain (LibriVox); pocketsphinx sdist BSD-2-Clause",
@@ -212,6 +216,26 @@ def _unseen_items(out: Path, corpus: Path | None = None) -> list[dict]:
     return rows
 
 
+def _standard_items(out: Path, cache: Path) -> list[dict]:
+    """The `standard` set: 30 clips of speakers no model here trained on (module docstring)."""
+    from . import german
+    rows = _unseen_items(out)
+    en = [r for r in rows if r["group"] == "en" and r["text"] and r["seconds"] >= 1.5
+          and (r["speaker"] != "alsa_male" or r["id"] == "en_Front_Right")][:STANDARD_EN]
+    game, seen = [], set()
+    for r in rows:          # each held-out game character's first clip of at least 2.5 s
+        if r["group"] == "game" and r["speaker"] not in seen and r["seconds"] >= 2.5:
+            game.append(r)
+            seen.add(r["speaker"])
+    fr = [r for r in rows if r["group"] == "fr" and r["seconds"] >= 2.4][:STANDARD_FR]
+    de = [{**_save(out, f"de_{name}", x, rate, "", f"{german.PACKAGE} {german.VERSION} sounds/de/{name}.gsm",
+                   german.LICENCE), "group": "de", "speaker": "de_asterisk_prompt"}
+          for name, x, rate in german.clips(cache, STANDARD_DE)]
+    if len(de) < STANDARD_DE:
+        log.warning("standard set: %d German clips of %d (asterisk-prompt-de unavailable)", len(de), STANDARD_DE)
+    return en + game + fr + de
+
+
 def _bundled_items(out: Path) -> list[dict]:
     x, r = read_wav(BUNDLED)
     return [_save(out, "bundled_librivox_0890", x, r, BUNDLED_TEXT,
@@ -233,6 +257,8 @@ def prepare(name: str = "heldout", cache: Path | None = None, out: Path | None =
         rows = _bundled_items(out)
     elif name == "unseen":
         rows = _unseen_items(out)
+    elif name == "standard":
+        rows = _standard_items(out, cache)
     else:
         sd = fetch_sdist(cache)
         sd_rows = _sdist_items(out, sd) if sd else []

@@ -8,6 +8,8 @@
 | largesc-fixed-n | no controller: N = min(8, floor(B / 137.5)) every frame, R = 0 | 80 ms |
 | largesc-repeat / -zero / -prefix | adaptive controller, baseline recovery | 80 ms |
 | opus | libopus 6 kbps VBR, 16 kHz, in-band FEC on, loss hint = p, PLC | 20 ms |
+| opus-nofec | the same without in-band FEC (PLC only); libopus sends no LBRR below about 16 kbps, so at 6 kbps its packets equal `opus`'s | 20 ms |
+| opus-dred | libopus 1.5.2 (the opus-dnn build) 20 kbps VBR, 16 kHz, DRED 1 s, loss hint = p, deep PLC: DRED takes its bits out of the total and gets none below 12 kbps (16 kbps: none on the bundled clip) | 20 ms |
 | aac | AAC-LC (FFmpeg) 8 kbps requested (~9.3 kbps out), 16 kHz, zero-fill | 64 ms |
 | codec2-700c / -1300 / -3200 | Codec 2 via libcodec2, 8 kHz, repeat last frame on loss | 40 / 40 / 20 ms |
 | reference | the input itself (p = 0 only): the metrics' ceiling | - |
@@ -28,7 +30,7 @@ RATE_COLUMNS = ("payload_bps", "header_bps", "on_air_bps")   # codec payload, he
 @dataclass(frozen=True)
 class System:
     name: str
-    kind: str                       # largesc | opus | aac | codec2 | reference
+    kind: str                       # largesc | opus | opus-dred | aac | codec2 | reference
     params: dict = field(default_factory=dict)
     uses_bandwidth: bool = False    # only LargeSC follows the budget B
     packet_ms: float = 0.0
@@ -51,6 +53,8 @@ SYSTEMS = {s.name: s for s in [
     _lsc("largesc-interp", recovery="interp"),
     _lsc("largesc-oracle", recovery="oracle"),
     System("opus", "opus", {"bitrate": 6000, "fec": True}, False, 20.0),
+    System("opus-nofec", "opus", {"bitrate": 6000, "fec": False}, False, 20.0),
+    System("opus-dred", "opus-dred", {"bitrate": 20000, "dred_ms": 1000}, False, 20.0),
     System("aac", "aac", {"bitrate": 8000}, False, 64.0),
     System("codec2-700c", "codec2", {"mode": "700C"}, False, 40.0),
     System("codec2-1300", "codec2", {"mode": "1300"}, False, 40.0),
@@ -82,6 +86,8 @@ def run(system: System, x16: np.ndarray, trace, *, p: float, bandwidth_bps: floa
     from . import baselines
     if k == "opus":
         return baselines.opus(x16, trace, bitrate=prm["bitrate"], p_hint=p, fec=prm["fec"])
+    if k == "opus-dred":
+        return baselines.opus_dred(x16, trace, bitrate=prm["bitrate"], p_hint=p, dred_ms=prm["dred_ms"])
     if k == "aac":
         return baselines.aac(x16, trace, bitrate=prm["bitrate"])
     if k == "codec2":
@@ -112,6 +118,8 @@ def algorithmic_latency_ms(system: System, recovery: str = "moshi", profile: str
         return out
     if k == "opus":
         return {"packet": 20.0, "lookahead": 6.5, "receiver_wait": 20.0 if prm["fec"] else 0.0, "recovery": 0.0}
+    if k == "opus-dred":    # a gap is filled from the next packet's DRED: one packet's wait for a single loss
+        return {"packet": 20.0, "lookahead": 6.5, "receiver_wait": 20.0, "recovery": 0.0}
     if k == "aac":
         return {"packet": 64.0, "lookahead": 64.0, "receiver_wait": 0.0, "recovery": 0.0}
     if k == "codec2":
