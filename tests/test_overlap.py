@@ -187,3 +187,18 @@ def test_mini_v1_offline_overlap_leaves_a_stream_in_progress_alone():
         codec.stop_streaming()
         return np.concatenate(out)
     assert np.array_equal(stream(True), stream(False))
+
+
+def test_mini_v1_offline_overlap_on_a_codec_that_never_streamed():
+    """The evaluation's first call on a freshly loaded mini-v1 codec is the offline overlap
+    decode (it raised AttributeError: no decoder history yet); it equals a second call."""
+    import copy
+    codec = copy.deepcopy(load_codec("mini-v1"))
+    for k in ("_dec_hist", "_synth", "_dec_state", "_streaming"):    # as __init__ leaves it
+        codec.__dict__.pop(k, None)
+    x, rate = audio_io.read_wav(BUNDLED_CLIP)
+    codes = codec.encode(audio_io.resample(x, rate, frames.SAMPLE_RATE)[: frames.SAMPLE_RATE])
+    st = np.full((8, codes.shape[1]), O, np.uint8)
+    nt, ns = provisional_next(codes, st)
+    first = codec.decode_overlap(codes, None, st.T, nt, ns.T)
+    assert np.array_equal(first, codec.decode_overlap(codes, None, st.T, nt, ns.T)) and len(first) > 0

@@ -514,7 +514,8 @@ class MiniCodec(TokenCodec):
         tf = self.model.dec_tf
         live = tf.is_streaming
         saved_tf = _snapshot(tf) if live else None
-        saved = (self._streaming, self._dec_hist, self._synth, self._dec_state)
+        keys = ("_streaming", "_dec_hist", "_synth", "_dec_state")
+        saved = tuple(getattr(self, k, None) for k in keys)      # a codec never streamed has none yet
         if live:
             tf._stop_streaming()
         self._streaming, self._dec_hist, self._synth, self._dec_state = True, None, W.WorldSynth(), None
@@ -525,7 +526,8 @@ class MiniCodec(TokenCodec):
             if live:
                 tf.streaming_forever(1)
                 _restore(tf, saved_tf)
-            self._streaming, self._dec_hist, self._synth, self._dec_state = saved
+            for k, v in zip(keys, saved):
+                setattr(self, k, v)
 
     @torch.no_grad()
     def stream_decode(self, codes, prefix=None):
