@@ -101,9 +101,9 @@ def plot(rows: list[dict], out_path: str | Path, title: str = "", loss_model: st
         for j, p in enumerate(PANEL_PS):
             ax = axes[i][j]
             pts = points(rows, loss_model, p, m)
-            for a, b in win_intervals(pts, low):
+            for k, (a, b) in enumerate(win_intervals(pts, low)):
                 ax.axvspan(a, b if np.isfinite(b) else 1e6, color="tab:green", alpha=0.12, lw=0,
-                           label="LargeSC wins" if (a, b) == win_intervals(pts, low)[0] else None)
+                           label="LargeSC wins" if k == 0 else None)
             for name in systems:
                 v = pts.get(name)
                 if not v:
