@@ -64,3 +64,16 @@ def test_another_configuration_is_not_taken_for_done(tmp_path):
     rows, c2 = engine.run(cfg, utts, tmp_path / "t", scheduler="none", progress=False)
     assert c1["run"] == c2["run"] == len(utts) and c2["skipped"] == 0
     assert {r["seed"] for r in rows} == {2}
+
+
+def test_a_system_added_to_a_finished_sweep_runs_alone(tmp_path):
+    """The standard report added `opus-dred` to a finished sweep: only its tasks ran."""
+    cfg, utts = small()
+    cfg.cache_dir = str(tmp_path / "cache")
+    cfg.systems = ("codec2-1300", "reference")
+    first, c1 = engine.run(cfg, utts, tmp_path / "t", scheduler="none", progress=False)
+    cfg.systems = ("codec2-1300", "opus", "reference")
+    rows, c2 = engine.run(cfg, utts, tmp_path / "t", scheduler="none", progress=False)
+    assert c1 == {"run": 2 * len(utts), "skipped": 0}
+    assert c2 == {"run": len(utts), "skipped": 2 * len(utts)}
+    assert [r for r in rows if r["system"] != "opus"] == first

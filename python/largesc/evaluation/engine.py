@@ -47,7 +47,9 @@ def run(cfg: runner.Config, utts: list[dict], task_dir: Path, scheduler: str = "
         shard: tuple[int, int] = (0, 1), progress: bool = True) -> tuple[list[dict], dict]:
     """Run the sweep's tasks not yet done; returns (every task's rows, {"run", "skipped"})."""
     cfg_dict = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
-    key = runner._h(runner.CODE_VERSION, {k: v for k, v in cfg_dict.items() if k != "cache_dir"})
+    # a task's rows depend on the config, not on which other systems the sweep holds: adding a
+    # system to a finished sweep runs that system's tasks only
+    key = runner._h(runner.CODE_VERSION, {k: v for k, v in cfg_dict.items() if k not in ("cache_dir", "systems")})
     task_dir = Path(task_dir).resolve() / key[:16]
     task_dir.mkdir(parents=True, exist_ok=True)
     for u in utts:
