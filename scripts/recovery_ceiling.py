@@ -134,10 +134,13 @@ def run(args) -> None:
     (out / "wall_time.txt").write_text(f"{time.time() - t0:.0f} s for {len(todo)} utterances with --jobs {args.jobs}\n")
     from gnuradio.largesc.evaluation.largesc_system import model_description
     strategies = args.strategies.split(",")
-    rec = next((r for r in ("latent", "moshi", "moshi-mmse") if r in strategies), strategies[0])
+    models = model_description(args.profile, "latent" if "latent" in strategies else strategies[0])
+    lm = next((s for s in strategies if s in ("moshi", "moshi-mmse")), None)
+    if lm:          # the LM's and LoRA's sha256 too
+        models += "; " + model_description(args.profile, lm).split("; ", 1)[-1]
     (out / "meta.json").write_text(json.dumps({        # read by tests/test_report_freshness.py
         "command": "scripts/recovery_ceiling.py " + " ".join(sys.argv[1:]), "profile": args.profile,
-        "recovery": rec, "strategies": strategies, "model": model_description(args.profile, rec)}, indent=1))
+        "strategies": strategies, "model": models}, indent=1))
     summarise(out)
 
 

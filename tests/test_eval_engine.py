@@ -77,3 +77,18 @@ def test_a_system_added_to_a_finished_sweep_runs_alone(tmp_path):
     assert c1 == {"run": 2 * len(utts), "skipped": 0}
     assert c2 == {"run": len(utts), "skipped": 2 * len(utts)}
     assert [r for r in rows if r["system"] != "opus"] == first
+
+
+def test_a_system_with_changed_parameters_is_not_taken_for_done(tmp_path, monkeypatch):
+    import dataclasses
+
+    from gnuradio.largesc.evaluation import systems
+    cfg, utts = small()
+    cfg.cache_dir = str(tmp_path / "cache")
+    cfg.systems = ("opus",)
+    _, c1 = engine.run(cfg, utts, tmp_path / "t", scheduler="none", progress=False)
+    faster = dataclasses.replace(systems.SYSTEMS["opus"], params={"bitrate": 9000, "fec": True})
+    monkeypatch.setitem(systems.SYSTEMS, "opus", faster)
+    rows, c2 = engine.run(cfg, utts, tmp_path / "t", scheduler="none", progress=False)
+    assert c1 == c2 == {"run": len(utts), "skipped": 0}
+    assert min(r["payload_bps"] for r in rows) > 7000

@@ -26,7 +26,7 @@ def test_standard_preset_is_the_issue_grid():
     from gnuradio.largesc.evaluation.cli import PRESETS
     from gnuradio.largesc.evaluation.speech import STANDARD_DE, STANDARD_EN, STANDARD_FR
     pre = PRESETS["standard"]
-    assert pre["speech"] == "standard" and STANDARD_EN + 8 + STANDARD_FR + STANDARD_DE >= 30
+    assert pre["speech"] == "standard" and STANDARD_EN + 8 + STANDARD_FR + STANDARD_DE == 30
     assert pre["ps"] == (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
     assert pre["bandwidths"] == (550.0, 1100.0, 2062.5)
     assert set(pre["loss_models"]) == {"bernoulli", "gilbert_elliott@160", "gilbert_elliott@1000"}
@@ -94,6 +94,35 @@ def test_german_fetch_rejects_a_wrong_file(tmp_path, monkeypatch, caplog):
     assert german.prompts_dir(tmp_path) is None
     assert "sha256 mismatch" in caplog.text
     assert not (tmp_path / "src" / german.PACKAGE / german.DEB).exists()
+
+
+def test_german_package_unpacks_its_prompts_only(tmp_path):
+    """The .deb is read in Python (ar archive + data.tar): only sounds/de/*.gsm come out."""
+    import io
+    import tarfile
+
+    from gnuradio.largesc.evaluation import german
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tf:
+        for name, data in (("./usr/share/asterisk/sounds/de/hallo.gsm", b"gsm1"),
+                           ("./usr/share/asterisk/sounds/de/digits/1.gsm", b"sub"),
+                           ("./usr/share/doc/asterisk-prompt-de/copyright", b"GPL-2")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+    def member(name, data):
+        head = f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}".encode() + b"`\n"
+        return head + data + (b"\n" if len(data) % 2 else b"")
+    deb = tmp_path / "p.deb"
+    deb.write_bytes(b"!<arch>\n" + member("debian-binary", b"2.0\n") + member("control.tar.xz", b"x")
+                    + member("data.tar.xz", buf.getvalue()))
+    german._unpack(deb, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["hallo.gsm"]
+    assert (tmp_path / "out" / "hallo.gsm").read_bytes() == b"gsm1"
+    (tmp_path / "bad.deb").write_bytes(b"PK not a deb")
+    with pytest.raises(ValueError):
+        german._unpack(tmp_path / "bad.deb", tmp_path / "out2")
 
 
 def _rows(values: dict, lm="bernoulli", p=0.3, metric="stoi"):

@@ -8,7 +8,8 @@
   scripts/build_opus_dnn.sh): as above without LBRR, Deep REDundancy of up to 1 s in every packet,
   decoder complexity 10 (deep PLC); after a gap the next packet's DRED fills the lost frames,
   else deep PLC (opus_demo.c 1.5.2's logic). DRED takes its bits out of the encoder's total
-  (libopus compute_dred_bitrate: nothing below 12 kbps), so this baseline runs at 16 kbps.
+  (libopus compute_dred_bitrate: nothing below 12 kbps; at 16 kbps none on the bundled clip), so
+  this baseline runs at 20 kbps.
 - AAC-LC (PyAV / FFmpeg's native encoder): 16 kHz, 1024-sample (64 ms) packets, 8 kbps
   requested (the encoder's floor is about 9.5 kbps); FFmpeg's decoder has no PLC, so a lost packet
   is zero-filled.
@@ -99,23 +100,26 @@ def _opus_encode(lib, x: np.ndarray, bitrate: int, p_hint: float, fec: bool, fra
     if err.value:
         raise RuntimeError(f"opus_encoder_create failed ({err.value})")
     ctl = lib.opus_encoder_ctl
-    for req, val in ((_SET_BITRATE, int(bitrate)), (_SET_COMPLEXITY, 10), (_SET_VBR, 1), (_SET_INBAND_FEC, int(fec)),
-                     (_SET_PLP, int(round(100 * p_hint)))) + (((_SET_DRED_DURATION, dred_frames),) if dred_frames else ()):
-        if ctl(P(enc), I(req), I(val)) != 0:
-            raise RuntimeError(f"opus_encoder_ctl({req}, {val}) failed")
-    la = I(0)
-    ctl(P(enc), I(_GET_LOOKAHEAD), ctypes.byref(la))
-    n = FS * frame_ms // 1000
-    xpad = np.concatenate([x, np.zeros(n + la.value, np.int16)])
-    buf = ctypes.create_string_buffer(1500)
-    packets = []
-    for i in range(len(xpad) // n):
-        fr = np.ascontiguousarray(xpad[i * n:(i + 1) * n])
-        nb = lib.opus_encode(P(enc), fr.ctypes.data_as(ctypes.POINTER(ctypes.c_short)), n, buf, 1500)
-        if nb <= 0:
-            raise RuntimeError(f"opus_encode failed ({nb})")
-        packets.append(buf.raw[:nb])
-    lib.opus_encoder_destroy(P(enc))
+    try:
+        for req, val in ((_SET_BITRATE, int(bitrate)), (_SET_COMPLEXITY, 10), (_SET_VBR, 1),
+                         (_SET_INBAND_FEC, int(fec)), (_SET_PLP, int(round(100 * p_hint)))) + \
+                (((_SET_DRED_DURATION, dred_frames),) if dred_frames else ()):
+            if ctl(P(enc), I(req), I(val)) != 0:
+                raise RuntimeError(f"opus_encoder_ctl({req}, {val}) failed")
+        la = I(0)
+        ctl(P(enc), I(_GET_LOOKAHEAD), ctypes.byref(la))
+        n = FS * frame_ms // 1000
+        xpad = np.concatenate([x, np.zeros(n + la.value, np.int16)])
+        buf = ctypes.create_string_buffer(1500)
+        packets = []
+        for i in range(len(xpad) // n):
+            fr = np.ascontiguousarray(xpad[i * n:(i + 1) * n])
+            nb = lib.opus_encode(P(enc), fr.ctypes.data_as(ctypes.POINTER(ctypes.c_short)), n, buf, 1500)
+            if nb <= 0:
+                raise RuntimeError(f"opus_encode failed ({nb})")
+            packets.append(buf.raw[:nb])
+    finally:
+        lib.opus_encoder_destroy(P(enc))
     return packets, la.value, n
 
 
@@ -161,7 +165,7 @@ def opus(x16: np.ndarray, trace, bitrate: int = 6000, p_hint: float = 0.0, fec: 
     return y, _opus_info(packets, lost, frame_ms, lib, concealed_fec=n_fec, concealed_plc=n_plc)
 
 
-def opus_dred(x16: np.ndarray, trace, bitrate: int = 16000, p_hint: float = 0.0, dred_ms: int = 1000,
+def opus_dred(x16: np.ndarray, trace, bitrate: int = 20000, p_hint: float = 0.0, dred_ms: int = 1000,
               frame_ms: int = 20) -> tuple[np.ndarray, dict]:
     """Opus 1.5.2 with Deep REDundancy (module docstring); decode as opus_demo.c 1.5.2."""
     lib = _opus15()
@@ -175,7 +179,8 @@ def opus_dred(x16: np.ndarray, trace, bitrate: int = 16000, p_hint: float = 0.0,
     dred = lib.opus_dred_alloc(ctypes.byref(err))
     if err.value or not dec or not dred_dec or not dred:
         raise RuntimeError(f"opus DRED decoder setup failed ({err.value})")
-    lib.opus_decoder_ctl(P(dec), I(_SET_COMPLEXITY), I(10))        # deep PLC
+    if lib.opus_decoder_ctl(P(dec), I(_SET_COMPLEXITY), I(10)) != 0:        # deep PLC
+        raise RuntimeError("opus decoder refused complexity 10 (deep PLC)")
     lost = trace.mask(nfr, frame_ms)
     pcm = np.zeros(5760, np.int16)
     ptr = pcm.ctypes.data_as(ctypes.POINTER(ctypes.c_short))
@@ -190,12 +195,14 @@ def opus_dred(x16: np.ndarray, trace, bitrate: int = 16000, p_hint: float = 0.0,
             end = I(0)
             ret = lib.opus_dred_parse(P(dred_dec), P(dred), data, len(data), min(48000, pending * n), FS,
                                       ctypes.byref(end), 0)
-            avail = max(ret, 0)
+            if ret < 0:          # e.g. OPUS_UNIMPLEMENTED: DRED models missing; never pass it off as DRED
+                raise RuntimeError(f"opus_dred_parse failed ({ret})")
+            avail = ret
         for f in range(pending):
             offset = (pending - f) * n
             if avail > 0:
                 k = lib.opus_decoder_dred_decode(P(dec), P(dred), offset, ptr, n)
-                n_dred += offset <= avail
+                n_dred += offset <= avail       # approximate: DRED's own coverage (dred_end) not counted
                 n_plc += offset > avail
             else:
                 k = lib.opus_decode(P(dec), None, 0, ptr, n, 0)

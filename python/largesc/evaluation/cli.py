@@ -28,8 +28,6 @@ PRESETS = {
                   systems=("largesc", "largesc-no-uep", "largesc-fixed-n", "largesc-repeat", "largesc-zero",
                            "largesc-prefix", "opus", "aac", "codec2-700c", "codec2-1300", "codec2-3200",
                            "reference")),
-    # Gilbert-Elliott bursts of 400 ms and 1 s mean (5 and 12.5 LargeSC packets; 20 and 50 Opus
-    # packets): LargeSC (d = 1) against Opus with in-band FEC and Codec 2, at both LargeSC budgets
     # the standard report (docs/eval/standard-mini): 30 clips of unseen speakers (English, game
     # characters, fr-CA, German), Bernoulli and Gilbert-Elliott 160 ms / 1 s bursts; 1-2 h on 2 cores
     "standard": dict(speech="standard", utterances=None, ps=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
@@ -39,6 +37,8 @@ PRESETS = {
                               "opus-nofec", "opus-dred", "aac", "codec2-700c", "codec2-1300", "codec2-3200",
                               "reference"),
                      metrics=("stoi", "pesq_wb", "visqol", "plcmos", "wer_base")),
+    # Gilbert-Elliott bursts of 400 ms and 1 s mean (5 and 12.5 LargeSC packets; 20 and 50 Opus
+    # packets): LargeSC (d = 1) against Opus with in-band FEC and Codec 2, at both LargeSC budgets
     "bursts": dict(speech="quick", utterances=4, ps=(0.1, 0.2), bandwidths=(550.0, 1100.0),
                    loss_models=("gilbert_elliott@400", "gilbert_elliott@1000"),
                    systems=("largesc", "largesc-no-uep", "opus", "codec2-1300", "reference")),
@@ -133,18 +133,30 @@ def _meta_path(out: Path) -> Path:
     return out / "meta.json"
 
 
-def _log_run(out: Path, shard: int, n_shards: int, wall_s: float, counts: dict) -> list[dict]:
-    """Append this invocation to OUT/runs.json (a resumed or sharded sweep's time is the sum of
-    its runs); returns every run logged so far."""
-    f = out / "runs.json"
-    try:
-        runs = json.loads(f.read_text()) if f.is_file() else []
-    except ValueError:
-        runs = []
-    runs.append({"finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "shard": f"{shard + 1}/{n_shards}",
-                 "wall_s": round(wall_s, 1), "tasks": counts, "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"})
-    f.write_text(json.dumps(runs, indent=1))
-    return runs
+def _log_run(out: Path, key: str, systems: tuple, shard: int, n_shards: int, wall_s: float,
+             counts: dict) -> list[dict]:
+    """Append this invocation to OUT/runs.jsonl (one line per run, appended: shards sharing OUT
+    do not race) and return the runs of the same configuration `key` (engine.config_key), whose
+    sum is the sweep's time however often it was resumed or split."""
+    entry = {"finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "config": key,
+             "systems": list(systems), "shard": f"{shard + 1}/{n_shards}", "wall_s": round(wall_s, 1),
+             "tasks": counts, "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores"}
+    with open(out / "runs.jsonl", "a") as f:
+        f.write(json.dumps(entry) + "\n")
+    return _runs(out, key)
+
+
+def _runs(out: Path, key: str | None = None) -> list[dict]:
+    f = Path(out) / "runs.jsonl"
+    rows = []
+    for line in (f.read_text().splitlines() if f.is_file() else []):
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if key is None or r.get("config") == key:
+            rows.append(r)
+    return rows
 
 
 def cmd_sweep(a, argv) -> int:
@@ -208,20 +220,26 @@ def cmd_sweep(a, argv) -> int:
                   f"{type(exc).__name__}: {exc}" + ("\n(no LM for this profile? try --recovery repeat)"
                                                     if cfg.recovery == "moshi" else ""), file=sys.stderr)
             return 2
+    if any(systems.SYSTEMS[x].kind == "opus-dred" for x in cfg.systems):
+        from ..core.codec import opus_dnn
+        if not opus_dnn.library_path().is_file():
+            print(f"gr-largesc eval: system opus-dred needs libopus 1.5.2 ({opus_dnn.library_path()}): build it "
+                  f"with scripts/build_opus_dnn.sh {opus_dnn.library_path().parent}", file=sys.stderr)
+            return 2
     from . import engine
     i, n = a.shard
     task_dir = out / ("tasks" if n == 1 else f"tasks.shard-{i + 1}-of-{n}")
     rows, counts = engine.run(cfg, utts, task_dir, scheduler=a.scheduler, jobs=a.jobs, shard=a.shard,
                               progress=not a.no_progress)
     wall = time.perf_counter() - t0
-    runs = _log_run(out, i, n, wall, counts)
+    runs = _log_run(out, engine.config_key(cfg), cfg.systems, i, n, wall, counts)
     meta = {"command": "gr-largesc eval " + " ".join(shlex.quote(x) for x in argv),
             "profile": cfg.profile, "model": model, "recovery": cfg.recovery, "systems": list(cfg.systems),
             "activity": cfg.activity, "temperature": cfg.temperature, "bandwidths": list(cfg.bandwidths),
             "speech": str(a.speech or pre["speech"]), "metrics": list(cfg.metrics), "seed": cfg.seed,
             "slot_rule": cfg.slot_rule, "loss_models": list(cfg.loss_models), "ps": list(cfg.ps),
             "burst_ms": cfg.burst_ms, "jobs": a.jobs, "scheduler": a.scheduler, "tasks": counts, "wall_s": wall,
-            "wall_s_all_runs": sum(r["wall_s"] for r in runs), "runs": runs, "packet_format": cfg.packet_format,
+            "wall_s_all_runs": sum(r["wall_s"] for r in runs), "runs": runs, "config": engine.config_key(cfg), "packet_format": cfg.packet_format,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
             "utterances": [{k: u[k] for k in ("id", "text", "source", "licence", "seconds")} for u in utts]}
     i, n = a.shard
@@ -306,8 +324,9 @@ def cmd_merge(a) -> int:
     if metas:
         meta["wall_s"] = sum(json.loads(m.read_text()).get("wall_s", 0.0) for m in metas)
         meta["machine"] = f"sum over {len(metas)} shards"
-    runs = [r for x in a.inputs if (Path(x) / "runs.json").is_file()
-            for r in json.loads((Path(x) / "runs.json").read_text())]
+    keys = {json.loads(m.read_text()).get("config") for m in metas} - {None}
+    runs = [r for x in dict.fromkeys(Path(x) if Path(x).is_dir() else Path(x).parent for x in a.inputs)
+            for r in _runs(x) if not keys or r.get("config") in keys]
     if runs:     # every run of the shards (resumed ones included): their sum is the sweep's time
         meta["runs"] = runs
         meta["wall_s_all_runs"] = sum(r["wall_s"] for r in runs)

@@ -7,9 +7,11 @@ that `dask-jobqueue` started on a SLURM cluster (docs/eval/README.md has the rec
 the tasks in this process (no dask). The content-hash cache of decodes and scores
 (runner.Cache) works the same in every worker.
 
-Task files: `<task_dir>/<config hash>/<utterance>__<system>.json`, written atomically when the
-task is done; a task whose file exists under the same configuration is not run again (another
-p, B, seed, recovery, ... is another folder). Workers write them, so with a remote scheduler
+Task files: `<task_dir>/<config hash>/<utterance>__<system>__<system parameters hash>.json`,
+written atomically when the task is done; a task whose file exists under the same configuration
+is not run again (another p, B, seed, recovery, ... is another folder; a system whose parameters
+changed, e.g. a baseline's bit rate, another file). The system list is not part of the
+configuration: a system added to a finished sweep runs alone. Workers write them, so with a remote scheduler
 `--out` must be on a file system the workers share.
 """
 from __future__ import annotations
@@ -25,7 +27,9 @@ SCHEDULERS = ("local", "none")
 
 
 def task_file(task_dir: Path, utt_id: str, system: str) -> Path:
-    return Path(task_dir) / (re.sub(r"[^A-Za-z0-9_.-]", "_", f"{utt_id}__{system}") + ".json")
+    from . import systems
+    h = runner._h(systems.get(system).key())[:8]
+    return Path(task_dir) / (re.sub(r"[^A-Za-z0-9_.-]", "_", f"{utt_id}__{system}__{h}") + ".json")
 
 
 def _save(path: Path, rows: list[dict]) -> None:
@@ -43,14 +47,19 @@ def _run_one(cfg_dict: dict, utt: dict, system: str, path: str) -> int:
     return len(rows)
 
 
+def config_key(cfg: runner.Config) -> str:
+    """The configuration's hash (its task folder). A task's rows depend on the configuration,
+    not on which other systems the sweep holds: adding a system to a finished sweep runs that
+    system's tasks only."""
+    d = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__ if k not in ("cache_dir", "systems")}
+    return runner._h(runner.CODE_VERSION, d)[:16]
+
+
 def run(cfg: runner.Config, utts: list[dict], task_dir: Path, scheduler: str = "local", jobs: int = 1,
         shard: tuple[int, int] = (0, 1), progress: bool = True) -> tuple[list[dict], dict]:
     """Run the sweep's tasks not yet done; returns (every task's rows, {"run", "skipped"})."""
     cfg_dict = {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
-    # a task's rows depend on the config, not on which other systems the sweep holds: adding a
-    # system to a finished sweep runs that system's tasks only
-    key = runner._h(runner.CODE_VERSION, {k: v for k, v in cfg_dict.items() if k not in ("cache_dir", "systems")})
-    task_dir = Path(task_dir).resolve() / key[:16]
+    task_dir = Path(task_dir).resolve() / config_key(cfg)
     task_dir.mkdir(parents=True, exist_ok=True)
     for u in utts:
         u.setdefault("hash", runner.audio_hash(u["audio"]))

@@ -1,18 +1,20 @@
 """German speech for the evaluation: Debian's ``asterisk-prompt-de`` (Beronet GmbH / 8hertz GmbH,
 GPL-2; GSM-coded 8 kHz IVR prompts, one speaker no model here trained on).
 
-Debian 12 no longer ships the package; trixie does. It is fetched with a private apt configuration
-(the system's apt sources and packages are left alone, no root needed), checked against its
-sha256, and unpacked with ``dpkg-deb -x`` into the evaluation cache.
+Debian 12 no longer ships the package; trixie does. The .deb is downloaded from the Debian pool
+(no apt, no root), checked against its pinned sha256, and unpacked in Python (a .deb is an ar
+archive holding data.tar.*) into the evaluation cache. The prompts are decoded with sox.
 """
 from __future__ import annotations
 
-import getpass
 import hashlib
+import io
 import logging
 import shutil
 import subprocess
+import tarfile
 import tempfile
+import urllib.request
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -20,73 +22,100 @@ PACKAGE, VERSION = "asterisk-prompt-de", "2.0-1.3"
 DEB = f"{PACKAGE}_{VERSION}_all.deb"
 DEB_SHA256 = "08ba6e284c2fd325b04adff884a269851b9d914ba6f8d671886e92432b8d292d"
 LICENCE = "GPL-2 (Beronet GmbH / 8hertz GmbH; Debian asterisk-prompt-de)"
-SUITE = "trixie"
-
-
-def _sha256(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
+URLS = (f"http://deb.debian.org/debian/pool/main/a/{PACKAGE}/{DEB}",
+        f"https://snapshot.debian.org/archive/debian/20250101T000000Z/pool/main/a/{PACKAGE}/{DEB}")
+SOUNDS = "usr/share/asterisk/sounds/de/"
 
 
 def _download(dst: Path, timeout_s: float) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        t = Path(tmp)
-        for d in ("lists/partial", "cache/archives/partial"):
-            (t / d).mkdir(parents=True)
-        (t / "sources.list").write_text("deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
-                                        f"http://deb.debian.org/debian {SUITE} main\n")
-        opts = [f"-oDir::Etc::SourceList={t}/sources.list", "-oDir::Etc::SourceParts=/dev/null",
-                f"-oDir::State::Lists={t}/lists", f"-oDir::Cache={t}/cache",
-                "-oDir::State::status=/var/lib/dpkg/status", "-oDebug::NoLocking=1",
-                f"-oAPT::Sandbox::User={getpass.getuser()}"]
-        run = dict(check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout_s)
-        subprocess.run(["apt-get", *opts, "-qq", "update"], **run)
-        subprocess.run(["apt-get", *opts, "-qq", "download", f"{PACKAGE}={VERSION}"], cwd=t, **run)
-        shutil.copyfile(t / DEB, dst)
+    errors = []
+    for url in URLS:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as r:
+                dst.write_bytes(r.read())
+            return
+        except OSError as exc:
+            errors.append(f"{url}: {exc}")
+    raise OSError("; ".join(errors))
+
+
+def _ar_members(data: bytes) -> dict:
+    """{name: bytes} of a Unix ar archive (the .deb container)."""
+    if not data.startswith(b"!<arch>\n"):
+        raise ValueError("not an ar archive")
+    out, i = {}, 8
+    while i + 60 <= len(data):
+        head = data[i:i + 60]
+        name = head[:16].decode().strip().rstrip("/")
+        size = int(head[48:58].decode().strip())
+        out[name] = data[i + 60:i + 60 + size]
+        i += 60 + size + (size & 1)
+    return out
+
+
+def _unpack(deb: Path, dst: Path) -> None:
+    """The package's sounds/de/*.gsm into dst."""
+    members = _ar_members(deb.read_bytes())
+    name = next((n for n in members if n.startswith("data.tar")), None)
+    if name is None:
+        raise ValueError(f"{deb}: no data.tar member")
+    dst.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(members[name])) as tf:
+        for m in tf.getmembers():
+            path = m.name.lstrip("./")
+            if m.isfile() and path.startswith(SOUNDS) and path.endswith(".gsm") and "/" not in path[len(SOUNDS):]:
+                (dst / Path(path).name).write_bytes(tf.extractfile(m).read())
 
 
 def prompts_dir(cache: Path, timeout_s: float = 300.0) -> Path | None:
-    """The unpacked ``sounds/de`` folder (``*.gsm``), fetched on first use; None when unavailable."""
+    """The unpacked prompts (``*.gsm``), fetched on first use; None (logged) when unavailable."""
     root = Path(cache) / "src" / PACKAGE
-    sounds = root / "x" / "usr" / "share" / "asterisk" / "sounds" / "de"
+    sounds = root / "sounds-de"
     if sounds.is_dir() and any(sounds.glob("*.gsm")):
         return sounds
     root.mkdir(parents=True, exist_ok=True)
     deb = root / DEB
     try:
-        if not deb.is_file() or _sha256(deb) != DEB_SHA256:
+        if not deb.is_file() or hashlib.sha256(deb.read_bytes()).hexdigest() != DEB_SHA256:
             _download(deb, timeout_s)
-        if _sha256(deb) != DEB_SHA256:
+        if hashlib.sha256(deb.read_bytes()).hexdigest() != DEB_SHA256:
             log.warning("%s: sha256 mismatch, German clips skipped", deb)
             deb.unlink()
             return None
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(root / "x")], check=True, timeout=timeout_s)
-    except (OSError, subprocess.SubprocessError) as exc:
-        err = getattr(exc, "stderr", b"") or b""
-        log.warning("could not fetch %s from Debian %s (%s %s): German clips skipped", PACKAGE, SUITE, exc,
-                    err.decode(errors="replace")[-200:])
+        _unpack(deb, sounds)
+    except (OSError, ValueError, tarfile.TarError) as exc:
+        log.warning("could not fetch %s %s (%s): German clips skipped", PACKAGE, VERSION, exc)
         return None
-    return sounds if sounds.is_dir() else None
+    return sounds if any(sounds.glob("*.gsm")) else None
 
 
 def clips(cache: Path, n: int, min_s: float = 2.0, max_s: float = 8.0, seed: int = 0) -> list[tuple]:
     """n prompts of min_s..max_s seconds, a seeded choice from the sorted list: [(name, audio, 8000)].
-    Decoded with sox (libsox's GSM 06.10); [] when the package or sox is unavailable."""
+    Decoded with sox (libsox's GSM 06.10); [] (logged) when the package or sox is unavailable; a
+    prompt sox cannot read is skipped."""
     import numpy as np
 
     from ..core.audio_io import read_wav
     d = prompts_dir(cache)
-    if d is None or shutil.which("sox") is None:
-        if d is not None:
-            log.warning("sox missing (apt-get install sox): German clips skipped")
+    if d is None:
+        return []
+    if shutil.which("sox") is None:
+        log.warning("sox missing (apt-get install sox): German clips skipped")
         return []
     pool = []
     with tempfile.TemporaryDirectory() as tmp:
         for f in sorted(d.glob("*.gsm")):
             w = Path(tmp) / (f.stem + ".wav")
-            subprocess.run(["sox", "-V1", str(f), "-b", "16", "-e", "signed-integer", str(w)], check=True,
-                           timeout=60)
+            try:
+                subprocess.run(["sox", "-V1", str(f), "-b", "16", "-e", "signed-integer", str(w)], check=True,
+                               timeout=60, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            except (OSError, subprocess.SubprocessError) as exc:
+                log.warning("sox could not read %s (%s): skipped", f.name, exc)
+                continue
             x, rate = read_wav(w)
             if min_s <= len(x) / rate <= max_s:
                 pool.append((f.stem, x, rate))
+    if not pool:
+        return []
     pick = sorted(np.random.default_rng(seed).choice(len(pool), min(n, len(pool)), replace=False))
     return [pool[i] for i in pick]

@@ -198,7 +198,7 @@ def paired(rows: list[dict], a: str, b: str, lm: str, p: float, bw: float | None
     def vals(name):
         sysobj = systems_mod.SYSTEMS.get(name)
         want = bw if sysobj is None or sysobj.uses_bandwidth else None
-        return {r["utterance"]: float(r["value"]) for r in rows
+        return {(r["utterance"], r.get("seed")): float(r["value"]) for r in rows
                 if r["system"] == name and r["loss_model"] == lm and abs(float(r["p"]) - p) < 1e-9
                 and _bw(r["bandwidth_bps"]) == want and r["metric"] == metric}
     va, vb = vals(a), vals(b)
@@ -221,7 +221,8 @@ def paired_section(rows: list[dict], bws) -> list[str]:
     L = ["## LargeSC against each system, paired by utterance\n",
          f"`largesc` minus the named system at p = {p:g}: mean difference [95 % t interval] over the utterances "
          "both have (n). Higher is better for LargeSC except WER (negative: LargeSC makes fewer errors). "
-         "An interval that excludes zero is marked **bold**.\n"]
+         "An interval that excludes zero is marked **bold**; the intervals are not corrected for the "
+         "number of comparisons (about 1 in 20 excludes zero by chance).\n"]
     cols = [(lm, b) for lm in lms for b in bws]
     for m in metrics:
         L.append(f"### {LABELS.get(m, m)}\n")

@@ -231,8 +231,10 @@ def _standard_items(out: Path, cache: Path) -> list[dict]:
     de = [{**_save(out, f"de_{name}", x, rate, "", f"{german.PACKAGE} {german.VERSION} sounds/de/{name}.gsm",
                    german.LICENCE), "group": "de", "speaker": "de_asterisk_prompt"}
           for name, x, rate in german.clips(cache, STANDARD_DE)]
-    if len(de) < STANDARD_DE:
-        log.warning("standard set: %d German clips of %d (asterisk-prompt-de unavailable)", len(de), STANDARD_DE)
+    if len(de) < STANDARD_DE:     # no partial set: it would be cached and reused as the whole one
+        raise FileNotFoundError(f"speech set 'standard' needs {STANDARD_DE} German prompts from Debian's "
+                                f"{german.PACKAGE} {german.VERSION} and got {len(de)}: check the network "
+                                f"({german.URLS[0]}) and that sox is installed (see the log above)")
     return en + game + fr + de
 
 
