@@ -190,3 +190,32 @@ def test_standard_preset_systems_run_through_the_engine(tmp_path):
     import json
     meta = json.loads((out / "meta.json").read_text())
     assert meta["metrics"] == ["stoi", "wer_base"] and len(meta["runs"]) == 1
+
+
+@needs_extra
+def test_a_killed_sweep_merges_into_a_partial_report(tmp_path, monkeypatch):
+    """The paper grid runs in pieces: a sweep stopped half way still gives a report of the tasks
+    that finished, marked partial."""
+    from gnuradio.largesc.evaluation import main
+    real, calls = runner.run_task, []
+
+    def dies_on_the_third(c, u, s):
+        if len(calls) == 2:
+            raise KeyboardInterrupt("stopped")
+        calls.append(s)
+        return real(c, u, s)
+    monkeypatch.setattr(runner, "run_task", dies_on_the_third)
+    out = tmp_path / "s"
+    args = ["sweep", "--preset", "test", "--profile", "tiny", "--recovery", "repeat", "--utterances", "1",
+            "--p", "0.3", "--metrics", "stoi", "--systems", "codec2-1300,opus,reference", "--scheduler", "none",
+            "--no-cache", "--no-progress", "--no-flowgraph-latency", "--out", str(out)]
+    with pytest.raises(KeyboardInterrupt):
+        main(args)
+    assert (out / "meta.partial.json").is_file() and not (out / "results.csv").exists()
+    assert main(["merge", str(out), "--out", str(tmp_path / "m")]) == 0
+    rows = runner.read_csv(tmp_path / "m" / "results.csv")
+    assert {r["system"] for r in rows} == {"codec2-1300", "opus"}
+    assert "**Partial:** 2 of 3 (utterance, system) tasks finished" in (tmp_path / "m" / "report.md").read_text()
+    monkeypatch.setattr(runner, "run_task", real)
+    assert main(args) == 0                                   # resumed: the finished sweep drops the partial meta
+    assert not (out / "meta.partial.json").exists() and (out / "results.csv").is_file()

@@ -228,21 +228,23 @@ def cmd_sweep(a, argv) -> int:
             return 2
     from . import engine
     i, n = a.shard
-    task_dir = out / ("tasks" if n == 1 else f"tasks.shard-{i + 1}-of-{n}")
-    rows, counts = engine.run(cfg, utts, task_dir, scheduler=a.scheduler, jobs=a.jobs, shard=a.shard,
-                              progress=not a.no_progress)
-    wall = time.perf_counter() - t0
-    runs = _log_run(out, engine.config_key(cfg), cfg.systems, i, n, wall, counts)
     meta = {"command": "gr-largesc eval " + " ".join(shlex.quote(x) for x in argv),
             "profile": cfg.profile, "model": model, "recovery": cfg.recovery, "systems": list(cfg.systems),
             "activity": cfg.activity, "temperature": cfg.temperature, "bandwidths": list(cfg.bandwidths),
             "speech": str(a.speech or pre["speech"]), "metrics": list(cfg.metrics), "seed": cfg.seed,
             "slot_rule": cfg.slot_rule, "loss_models": list(cfg.loss_models), "ps": list(cfg.ps),
-            "burst_ms": cfg.burst_ms, "jobs": a.jobs, "scheduler": a.scheduler, "tasks": counts, "wall_s": wall,
-            "wall_s_all_runs": sum(r["wall_s"] for r in runs), "runs": runs, "config": engine.config_key(cfg), "packet_format": cfg.packet_format,
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "burst_ms": cfg.burst_ms, "jobs": a.jobs, "scheduler": a.scheduler, "config": engine.config_key(cfg),
+            "packet_format": cfg.packet_format, "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "utterances": [{k: u[k] for k in ("id", "text", "source", "licence", "seconds")} for u in utts]}
-    i, n = a.shard
+    # a killed sweep keeps this: `eval merge OUT` then reports the tasks that finished
+    (out / "meta.partial.json").write_text(json.dumps(meta, indent=1))
+    task_dir = out / ("tasks" if n == 1 else f"tasks.shard-{i + 1}-of-{n}")
+    rows, counts = engine.run(cfg, utts, task_dir, scheduler=a.scheduler, jobs=a.jobs, shard=a.shard,
+                              progress=not a.no_progress)
+    wall = time.perf_counter() - t0
+    runs = _log_run(out, engine.config_key(cfg), cfg.systems, i, n, wall, counts)
+    meta.update({"tasks": counts, "wall_s": wall, "wall_s_all_runs": sum(r["wall_s"] for r in runs), "runs": runs})
     if i == 0 and not a.no_flowgraph_latency and any(systems.SYSTEMS[x].kind == "largesc" for x in cfg.systems):
         meta["flowgraph_latency"] = flowgraph_latency(cfg)
     if n > 1:
@@ -252,6 +254,7 @@ def cmd_sweep(a, argv) -> int:
         return 0
     runner.write_csv(out / "results.csv", rows)
     _meta_path(out).write_text(json.dumps(meta, indent=1))
+    (out / "meta.partial.json").unlink(missing_ok=True)
     rep = report.write_report(rows, out, meta, plots=not a.no_plots)
     print(f"{len(rows)} rows, {wall:.0f} s -> {out / 'results.csv'}, {rep}")
     return 0
@@ -305,10 +308,20 @@ def cmd_merge(a) -> int:
             metas += sorted(p.glob("meta.shard-*.json"))
         else:
             files.append(p)
-    if not files:
-        print("merge: no shard CSVs found", file=sys.stderr)
-        return 2
-    rows = []
+    rows, partial = [], None
+    if not files:       # a killed (or still running) sweep: the rows of the tasks that finished
+        for x in a.inputs:
+            p = Path(x)
+            done = sorted(p.glob("tasks*/*/*.json")) if p.is_dir() else []
+            if done and (p / "meta.partial.json").is_file():
+                pm = json.loads((p / "meta.partial.json").read_text())
+                for f in done:
+                    rows += json.loads(f.read_text())
+                partial = {"meta": pm, "done": len(done),
+                           "of": len(pm.get("systems", [])) * len(pm.get("utterances", []))}
+        if partial is None:
+            print("merge: no shard CSVs, and no task files with a meta.partial.json", file=sys.stderr)
+            return 2
     for f in files:
         rows += runner.read_csv(f)
     seen, uniq = set(), []
@@ -321,6 +334,9 @@ def cmd_merge(a) -> int:
     out.mkdir(parents=True, exist_ok=True)
     runner.write_csv(out / "results.csv", uniq)
     meta = json.loads(metas[0].read_text()) if metas else {"profile": next((r["profile"] for r in uniq if r["profile"]), "?")}
+    if partial:
+        meta = dict(partial["meta"], partial=f"{partial['done']} of {partial['of']} (utterance, system) tasks "
+                    "finished; the sweep was stopped before the rest")
     if metas:
         meta["wall_s"] = sum(json.loads(m.read_text()).get("wall_s", 0.0) for m in metas)
         meta["machine"] = f"sum over {len(metas)} shards"

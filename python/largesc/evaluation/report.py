@@ -90,6 +90,8 @@ def write_report(rows: list[dict], out_dir: str | Path, meta: dict, plots: bool 
              + (", or any slot it spans" if meta.get("slot_rule") == "any" else "")
              + f"); Gilbert-Elliott mean burst {meta.get('burst_ms')} ms unless the model names its own "
              "(`gilbert_elliott@400`: 400 ms mean, i.e. 5 LargeSC packets of 80 ms).  ")
+    if meta.get("partial"):
+        L.append(f"**Partial:** {meta['partial']} (started {meta.get('started', '?')}).  ")
     runs = meta.get("runs") or []
     if len(runs) > 1:
         L.append(f"Wall time: {sum(r['wall_s'] for r in runs):.0f} s in {len(runs)} runs (resumed or sharded: "
