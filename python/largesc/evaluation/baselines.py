@@ -129,40 +129,52 @@ def _opus_info(packets, lost, frame_ms, lib, **counts) -> dict:
             "library": lib.opus_get_version_string().decode()}
 
 
+def _opus_decode(lib, dec, packets: list, lost: np.ndarray, n: int, conceal) -> list:
+    """opus_demo.c's receive loop: a lost packet waits for the next one that arrives, then
+    `conceal(data, f, gap, ptr)` fills frame f of the gap of `gap` frames (the arrived packet's
+    `data` may carry FEC or DRED for them) and returns the samples decoded; then `data` itself.
+    A loss at the very end is concealed with the last packet's data."""
+    P = ctypes.c_void_p
+    pcm = np.zeros(5760, np.int16)
+    ptr = pcm.ctypes.data_as(ctypes.POINTER(ctypes.c_short))
+    out, pending = [], 0
+    for i in range(len(packets)):
+        if lost[i] and i < len(packets) - 1:
+            pending += 1
+            continue
+        data = packets[i]
+        for f in range(pending):
+            k = conceal(data, f, pending, ptr)
+            out.append(pcm[:max(k, 0)].copy())
+        pending = 0
+        k = lib.opus_decode(P(dec), data, len(data), ptr, 5760, 0)
+        out.append(pcm[:max(k, 0)].copy())
+    return out
+
+
 def opus(x16: np.ndarray, trace, bitrate: int = 6000, p_hint: float = 0.0, fec: bool = True,
          frame_ms: int = 20) -> tuple[np.ndarray, dict]:
     lib = _opus()
     P = ctypes.c_void_p
     x = _i16(x16)
     packets, la, n = _opus_encode(lib, x, bitrate, p_hint, fec, frame_ms)
-    nfr = len(packets)
     err = ctypes.c_int(0)
     dec = lib.opus_decoder_create(FS, 1, ctypes.byref(err))
     if err.value:
         raise RuntimeError(f"opus_decoder_create failed ({err.value})")
-    lost = trace.mask(nfr, frame_ms)
-    pcm = np.zeros(5760, np.int16)
-    ptr = pcm.ctypes.data_as(ctypes.POINTER(ctypes.c_short))
-    out, pending, n_fec, n_plc = [], 0, 0, 0
-    for i in range(nfr):
-        if lost[i] and i < nfr - 1:
-            pending += 1
-            continue
-        data = packets[i]
-        for f in range(pending):
-            if f == pending - 1 and fec:
-                k = lib.opus_decode(P(dec), data, len(data), ptr, n, 1)
-                n_fec += 1
-            else:
-                k = lib.opus_decode(P(dec), None, 0, ptr, n, 0)
-                n_plc += 1
-            out.append(pcm[:max(k, 0)].copy())
-        pending = 0
-        k = lib.opus_decode(P(dec), data, len(data), ptr, 5760, 0)
-        out.append(pcm[:max(k, 0)].copy())
+    lost = trace.mask(len(packets), frame_ms)
+    count = {"concealed_fec": 0, "concealed_plc": 0}
+
+    def conceal(data, f, gap, ptr):       # LBRR of the next packet for the last lost frame, else PLC
+        if f == gap - 1 and fec:
+            count["concealed_fec"] += 1
+            return lib.opus_decode(P(dec), data, len(data), ptr, n, 1)
+        count["concealed_plc"] += 1
+        return lib.opus_decode(P(dec), None, 0, ptr, n, 0)
+    out = _opus_decode(lib, dec, packets, lost, n, conceal)
     lib.opus_decoder_destroy(P(dec))
     y = np.concatenate(out)[la:la + len(x)].astype(np.float32) / 32768.0
-    return y, _opus_info(packets, lost, frame_ms, lib, concealed_fec=n_fec, concealed_plc=n_plc)
+    return y, _opus_info(packets, lost, frame_ms, lib, **count)
 
 
 def opus_dred(x16: np.ndarray, trace, bitrate: int = 20000, p_hint: float = 0.0, dred_ms: int = 1000,
@@ -172,7 +184,6 @@ def opus_dred(x16: np.ndarray, trace, bitrate: int = 20000, p_hint: float = 0.0,
     P, I = ctypes.c_void_p, ctypes.c_int
     x = _i16(x16)
     packets, la, n = _opus_encode(lib, x, bitrate, p_hint, False, frame_ms, dred_frames=dred_ms // 10)
-    nfr = len(packets)
     err = I(0)
     dec = lib.opus_decoder_create(FS, 1, ctypes.byref(err))
     dred_dec = lib.opus_dred_decoder_create(ctypes.byref(err))
@@ -181,41 +192,31 @@ def opus_dred(x16: np.ndarray, trace, bitrate: int = 20000, p_hint: float = 0.0,
         raise RuntimeError(f"opus DRED decoder setup failed ({err.value})")
     if lib.opus_decoder_ctl(P(dec), I(_SET_COMPLEXITY), I(10)) != 0:        # deep PLC
         raise RuntimeError("opus decoder refused complexity 10 (deep PLC)")
-    lost = trace.mask(nfr, frame_ms)
-    pcm = np.zeros(5760, np.int16)
-    ptr = pcm.ctypes.data_as(ctypes.POINTER(ctypes.c_short))
-    out, pending, n_dred, n_plc = [], 0, 0, 0
-    for i in range(nfr):
-        if lost[i] and i < nfr - 1:
-            pending += 1
-            continue
-        data = packets[i]
-        avail = 0
-        if pending:
+    lost = trace.mask(len(packets), frame_ms)
+    count = {"concealed_dred": 0, "concealed_plc": 0}
+    avail = [0]
+
+    def conceal(data, f, gap, ptr):       # the gap from the arrived packet's DRED, else deep PLC
+        if f == 0:
             end = I(0)
-            ret = lib.opus_dred_parse(P(dred_dec), P(dred), data, len(data), min(48000, pending * n), FS,
+            ret = lib.opus_dred_parse(P(dred_dec), P(dred), data, len(data), min(48000, gap * n), FS,
                                       ctypes.byref(end), 0)
             if ret < 0:          # e.g. OPUS_UNIMPLEMENTED: DRED models missing; never pass it off as DRED
                 raise RuntimeError(f"opus_dred_parse failed ({ret})")
-            avail = ret
-        for f in range(pending):
-            offset = (pending - f) * n
-            if avail > 0:
-                k = lib.opus_decoder_dred_decode(P(dec), P(dred), offset, ptr, n)
-                n_dred += offset <= avail       # approximate: DRED's own coverage (dred_end) not counted
-                n_plc += offset > avail
-            else:
-                k = lib.opus_decode(P(dec), None, 0, ptr, n, 0)
-                n_plc += 1
-            out.append(pcm[:max(k, 0)].copy())
-        pending = 0
-        k = lib.opus_decode(P(dec), data, len(data), ptr, 5760, 0)
-        out.append(pcm[:max(k, 0)].copy())
+            avail[0] = ret
+        offset = (gap - f) * n
+        if avail[0] > 0:
+            # approximate count: DRED's own coverage (dred_end) is not taken into account
+            count["concealed_dred" if offset <= avail[0] else "concealed_plc"] += 1
+            return lib.opus_decoder_dred_decode(P(dec), P(dred), offset, ptr, n)
+        count["concealed_plc"] += 1
+        return lib.opus_decode(P(dec), None, 0, ptr, n, 0)
+    out = _opus_decode(lib, dec, packets, lost, n, conceal)
     lib.opus_dred_free(P(dred))
     lib.opus_dred_decoder_destroy(P(dred_dec))
     lib.opus_decoder_destroy(P(dec))
     y = np.concatenate(out)[la:la + len(x)].astype(np.float32) / 32768.0
-    return y, _opus_info(packets, lost, frame_ms, lib, concealed_dred=n_dred, concealed_plc=n_plc)
+    return y, _opus_info(packets, lost, frame_ms, lib, **count)
 
 
 # ----------------------------------------------------------------------------- AAC-LC
