@@ -346,6 +346,7 @@ def cmd_merge(a) -> int:
     if runs:     # every run of the shards (resumed ones included): their sum is the sweep's time
         meta["runs"] = runs
         meta["wall_s_all_runs"] = sum(r["wall_s"] for r in runs)
+        meta.setdefault("wall_s", meta["wall_s_all_runs"])
     _meta_path(out).write_text(json.dumps(meta, indent=1))
     rep = report.write_report(uniq, out, meta)
     print(f"merged {len(files)} files, {len(uniq)} rows -> {out / 'results.csv'}, {rep}")
