@@ -132,6 +132,10 @@ def measure(seconds: float, recovery: str, overlap: bool, profile: str | None = 
                        "delay_ms": round(1e3 * ((s + i_out / FS) - (t0 + n / FS)), 1),
                        "delay_p95_ms": round(1e3 * ((s95 + i_out / FS) - (t0 + n / FS)), 1),
                        "sample_shift_ms": round(1e3 * k * hop / FS, 1)})
+    late = [(round(t - p_out.log[0][0], 3), round(1e3 * (t - i / FS - s95), 1), n)
+            for t, i, n in p_out.log if i >= WARMUP_S * FS]
+    late_in = [round(1e3 * (t - (i + n - 1) / FS - t0), 1) for t, i, n in p_in.log]
+    worst_in = max(p_in.log, key=lambda c: c[0] - (c[1] + c[2] - 1) / FS)
     rx_algo, tx_algo = rx.algorithmic_latency_ms(), tx.algorithmic_latency_ms()
     table_rx, table_lost = latency_totals(rx_algo)
     table = sum(tx_algo.values()) + table_rx
@@ -143,7 +147,14 @@ def measure(seconds: float, recovery: str, overlap: bool, profile: str | None = 
             "measured_p95_sink_ms": round(float(np.mean([c["delay_p95_ms"] for c in clicks if c.get("found")])), 1)
             if found else None,
             "frames_lost": rx.get_stats()["depacketizer"].get("frames_lost"),
-            "startup_extra_ms": round(1e3 * (s_all - s), 1), "clicks": clicks}
+            "startup_extra_ms": round(1e3 * (s_all - s), 1), "clicks": clicks,
+            # output chunks (after the warm-up) that came latest, against the 95 % sink's clock:
+            # (seconds since the first output chunk, ms later than that sink allows, samples)
+            "latest_chunks": sorted(late, key=lambda c: -c[1])[:8],
+            "rx_compute": rx.get_stats()["compute"], "tx_compute": tx.get_stats()["compute"],
+            "tx_pacer": tx.get_stats()["pacer"],
+            "input_late_ms_p50_p99_max": [float(np.percentile(late_in, q)) for q in (50, 99, 100)],
+            "input_latest_chunk_s": round(worst_in[0] - p_out.log[0][0], 3)}
 
 
 def main(argv=None) -> int:
@@ -164,6 +175,9 @@ def main(argv=None) -> int:
               f"{r['frames_lost']}; start-up adds {r['startup_extra_ms']} ms once, not counted")
         for c in r["clicks"]:
             print("  ", c)
+        print("latest output chunks (s since the first, ms later than the 95 % sink allows, samples):",
+              r["latest_chunks"])
+        print("input chunks late against the talker (ms, p50 / p99 / max):", r["input_late_ms_p50_p99_max"])
     return 0
 
 

@@ -1,5 +1,6 @@
 """Mixin for the token codec blocks (mimi_encoder, mimi_decoder)."""
 
+from . import gc_freeze
 from .ports import STATS
 from .stage_timing import StageObservers
 from .stats import RateLimitedLog, stats_to_pmt
@@ -23,10 +24,16 @@ class CodecBlock:
 
     def start(self):
         self.codec.start_streaming()
+        if not getattr(self, "_heap_frozen", False):   # no full-GC pauses while streaming (gc_freeze.py)
+            gc_freeze.freeze_heap()
+            self._heap_frozen = True
         return True
 
     def stop(self):
         self.codec.stop_streaming()
+        if getattr(self, "_heap_frozen", False):
+            gc_freeze.thaw_heap()
+            self._heap_frozen = False
         self.message_port_pub(STATS, stats_to_pmt(self.get_stats()))
         return True
 

@@ -1,0 +1,44 @@
+"""The codec blocks keep full garbage collections from pausing a live flowgraph
+(gr_support/gc_freeze.py): what is alive at start is frozen while a block runs, and thawed when
+the last block stops, through a real flowgraph and when blocks start and stop out of order."""
+import gc
+
+import numpy as np
+from gnuradio import blocks, gr
+
+from gnuradio.largesc.gr_support import gc_freeze
+from gnuradio.largesc.mimi_decoder import mimi_decoder
+from gnuradio.largesc.mimi_encoder import mimi_encoder
+
+
+def test_running_blocks_freeze_the_heap_and_the_last_to_stop_thaws_it():
+    assert gc_freeze.running() == 0 and gc.get_freeze_count() == 0
+    enc, dec = mimi_encoder(profile="tiny"), mimi_decoder(profile="tiny")
+    enc.start()
+    assert gc_freeze.running() == 1 and gc.get_freeze_count() > 0
+    dec.start()
+    dec.start()                                   # a second start of the same block counts once
+    assert gc_freeze.running() == 2
+    enc.stop()
+    assert gc_freeze.running() == 1 and gc.get_freeze_count() > 0
+    dec.stop()
+    dec.stop()                                    # stopping twice does not thaw someone else's freeze
+    assert gc_freeze.running() == 0 and gc.get_freeze_count() == 0
+
+
+def test_thaw_without_a_freeze_is_harmless():
+    gc_freeze.thaw_heap()
+    assert gc_freeze.running() == 0 and gc.get_freeze_count() == 0
+
+
+def test_a_flowgraph_run_freezes_while_running_and_leaves_nothing_frozen():
+    tb = gr.top_block()
+    src = blocks.vector_source_f(np.zeros(1920 * 4, np.float32).tolist(), False)
+    enc = mimi_encoder(profile="tiny")
+    tokens = blocks.vector_sink_i(8)
+    tb.connect(src, enc, tokens)
+    tb.connect((enc, 1), blocks.null_sink(gr.sizeof_float))
+    tb.start()
+    tb.wait()
+    assert len(tokens.data()) == 4 * 8              # it ran
+    assert gc_freeze.running() == 0 and gc.get_freeze_count() == 0
