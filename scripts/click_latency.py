@@ -24,7 +24,11 @@ at the RX output (when they come out). From them:
 Mouth-to-ear delay of a click = (S + i_out / fs) - (T0 + n_in / fs). It includes GNU Radio's
 buffering and scheduling and each block's compute time, not an audio device's own buffer. The
 script prints it per click with the latency table's received-frame figure
-(`largesc_rx.algorithmic_latency_ms()` + `largesc_tx...`, gr_support/latency.py) for comparison.
+(`largesc_rx.algorithmic_latency_ms()` + `largesc_tx...`, gr_support/latency.py) for comparison,
+and, to find what makes a sink wait: the output chunks that came latest (against the 95 % sink),
+how late the input chunks reached the TX, and each block's compute time per frame (a stall
+that hits input and output at once with every block's compute small is the process, e.g. a full
+garbage collection: docs/latency.md).
 """
 from __future__ import annotations
 
