@@ -10,6 +10,10 @@ Default profile and its `auto` strategy, B = 1100 bps, Bernoulli p in {0, 0.2, 0
 `unseen`; STOI, PLCMOS and Whisper-base WER (clips with transcripts). Writes rows.jsonl and
 summary.md: means and paired differences (overlapped - sequential) with 95 % bootstrap
 intervals (WER: summed errors over summed words, resampled per utterance).
+
+`--provisional-state` (a route measured and not taken, docs/latency.md): when the successor of a
+frame is a provisional fill, let the mini v2 decoder run back from the fill's *predicted* state
+codebook instead of the frame's own received state.
 """
 from __future__ import annotations
 
@@ -36,6 +40,21 @@ def _boot(a: np.ndarray, b: np.ndarray, words: np.ndarray | None, n: int = 5000)
     return float((ea.sum() - eb.sum()) / words.sum()), float(np.percentile(m, 2.5)), float(np.percentile(m, 97.5))
 
 
+def _use_predicted_state() -> None:
+    """Patch mini v2's provisional frames so that a filled state codebook counts as a state."""
+    from gnuradio.largesc.core.codec import mini2
+    from gnuradio.largesc.core.link import frames
+
+    def _provisional(self, codes, states):
+        st = np.asarray(states, np.uint8)
+        pre = frames.decodable_prefixes(st)
+        present = pre > 0
+        c = np.where(np.arange(np.asarray(codes).shape[0])[:, None] < pre[None, :], codes, 0)
+        v, hs = self.vectors(c, np.maximum(pre, 1), None)
+        return v, hs & present, present
+    mini2.Mini2Codec._provisional = _provisional
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True)
@@ -46,7 +65,11 @@ def main(argv=None) -> int:
     ap.add_argument("--p", default="0,0.2,0.4")
     ap.add_argument("--bandwidth", type=float, default=1100.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--provisional-state", action="store_true",
+                    help="the decoder uses a provisional fill's predicted state (route not taken)")
     args = ap.parse_args(argv)
+    if args.provisional_state:
+        _use_predicted_state()
     from gnuradio.largesc.evaluation import largesc_system as ls
     from gnuradio.largesc.evaluation import losstrace, metrics, speech
     rec = auto_recovery(args.profile) if args.recovery == "auto" else args.recovery
