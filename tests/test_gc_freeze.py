@@ -4,11 +4,25 @@ the last block stops, through a real flowgraph and when blocks start and stop ou
 import gc
 
 import numpy as np
+import pytest
 from gnuradio import blocks, gr
 
 from gnuradio.largesc.gr_support import gc_freeze
 from gnuradio.largesc.mimi_decoder import mimi_decoder
 from gnuradio.largesc.mimi_encoder import mimi_encoder
+
+
+@pytest.fixture(autouse=True)
+def no_block_running():
+    """Each test starts with no started codec block (one left running by another test in the same
+    process is set aside and put back)."""
+    before = gc_freeze._running
+    gc_freeze._running = 0
+    gc.unfreeze()
+    yield
+    gc_freeze._running = before
+    if before:
+        gc.freeze()
 
 
 def test_running_blocks_freeze_the_heap_and_the_last_to_stop_thaws_it():
