@@ -206,7 +206,7 @@ def evaluate(weights: str, corpus: Path, prefixes=(8, 6, 4), with_codec2=False, 
             codes = codec.encode(x)
             for k in prefixes:
                 y = codec.decode(codes[:k])
-                outs[f"mini_q{k}"] = (y, best_lag(x, y) if v2 else W.LAG_24)
+                outs[f"mini_q{k}"] = (y, best_lag(x, y) if v2 else 0)
             if v2:
                 y = fargan_copy(x)
                 outs[copy_name] = (y, best_lag(x, y))

@@ -12,7 +12,8 @@ Model (``MiniCodecModel``), per 80 ms frame of 16 WORLD feature frames (5 ms, 28
       -> moshi ResidualVectorQuantizer (8 x 2048, EMA codebooks)
       -> causal transformer -> transposed conv (x16) -> conv stack with 30 ms look-ahead
       -> heads: mel-cepstrum (25) + log F0 (1) + aperiodicity (1) regressions, voicing logit (1)
-      -> WORLD synthesis (``world_features.WorldSynth``) at 16 kHz -> 24 kHz
+      -> WORLD synthesis (``world_features.AlignedWorldSynth``) at 16 kHz -> 24 kHz, the
+         resampler's 3 ms synthesised from the first 10 ms of the look-ahead frame (no lag)
 
 Latency of the streaming path (``stream_delay_frames = 2``): the encoder analyses each frame with
 one frame (80 ms) of audio look-ahead for WORLD's F0/envelope windows, and the decoder's last conv
@@ -294,7 +295,8 @@ class MiniCodec(TokenCodec):
     # the speech level (correlation -0.44 on the bundled clip), so the latent rule sees no speech.
     activity_source = "audio"
     encoder_delay_frames = 1
-    sub_frame_delay_samples = W.LAG_24   # WORLD synthesis' 16 -> 24 kHz resampler (3 ms)
+    sub_frame_delay_samples = 0   # WORLD's 16 -> 24 kHz resampler lag (3 ms) is synthesised from the
+                                  # decoder's look-ahead (world_features.AlignedWorldSynth)
     supports_overlap = True       # stream_decode_overlap: the provisional next frame as look-ahead
     ENC_HISTORY = 3               # frames of past audio kept for streaming WORLD analysis (240 ms)
 
@@ -390,9 +392,9 @@ class MiniCodec(TokenCodec):
         if codes.shape[-1] == 0:
             return np.zeros(0, np.float32)
         feats = self._codes_to_feats(codes, prefix)
-        # WORLD synthesis; its 16->24 kHz resampler lags by W.LAG_24 samples (3 ms), the same offline
-        # and streaming, so the two paths stay sample-aligned
-        return W.WorldSynth().process(feats).astype(np.float32)
+        # WORLD synthesis without its resampler's lag (the last frame's 3 ms from its own features
+        # repeated), as the streaming paths give it: the two stay sample-aligned
+        return W.AlignedWorldSynth().process(feats)
 
     # ------------------------------------------------------------ streaming
     def start_streaming(self):
@@ -414,7 +416,7 @@ class MiniCodec(TokenCodec):
         self._stop_tf()
         self._enc_audio = np.zeros(0, np.float32)       # past + look-ahead audio, 24 kHz
         self._enc_frames_in = 0
-        self._synth = W.WorldSynth()
+        self._synth = W.AlignedWorldSynth()
         self._enc_convbuf = None
         self._dec_hist = None
 
@@ -503,7 +505,9 @@ class MiniCodec(TokenCodec):
             y = m.head(m.dec_conv(win))
             n = win.shape[-1]
             seg = y[..., n - 2 * SUB:n - SUB] if look else y[..., n - SUB:]
-            out.append(self._synth.process(m.denormalize(seg)[0].cpu().numpy()))
+            ahead = y[..., n - SUB:n - SUB + W.AHEAD] if look else None    # the provisional frame's start
+            out.append(self._synth.process(m.denormalize(seg)[0].cpu().numpy(),
+                                           None if ahead is None else m.denormalize(ahead)[0].cpu().numpy()))
         if not out:
             return np.zeros(0, np.float32)
         return np.concatenate(out).astype(np.float32)
@@ -518,7 +522,7 @@ class MiniCodec(TokenCodec):
         saved = tuple(getattr(self, k, None) for k in keys)      # a codec never streamed has none yet
         if live:
             tf._stop_streaming()
-        self._streaming, self._dec_hist, self._synth, self._dec_state = True, None, W.WorldSynth(), None
+        self._streaming, self._dec_hist, self._synth, self._dec_state = True, None, W.AlignedWorldSynth(), None
         try:
             return self.stream_decode_overlap(codes, prefix, states, next_codes, next_states)
         finally:
@@ -559,13 +563,11 @@ class MiniCodec(TokenCodec):
             n = self._dec_hist.shape[-1]
             # the frame before the newest is final (its look-ahead is inside the newest frame);
             # the very first frame also needs its left edge as computed offline (replicate pad)
-            if self._dec_first:
-                seg = y[..., :SUB]
-                self._dec_first = False
-            else:
-                seg = y[..., n - 2 * SUB:n - SUB]
+            s0 = 0 if self._dec_first else n - 2 * SUB
+            self._dec_first = False
+            seg, ahead = y[..., s0:s0 + SUB], y[..., s0 + SUB:s0 + SUB + W.AHEAD]   # + the newest frame's start
             feats = m.denormalize(seg)[0].cpu().numpy()
-            out.append(self._synth.process(feats))
+            out.append(self._synth.process(feats, m.denormalize(ahead)[0].cpu().numpy()))
         if not out:
             return np.zeros(0, np.float32)
         return np.concatenate(out).astype(np.float32)

@@ -143,6 +143,33 @@ def synthesize_pyworld16(feats: np.ndarray) -> np.ndarray:
     return np.pad(y, (0, max(0, n - len(y))))[:n]
 
 
+class AlignedWorldSynth:
+    """``WorldSynth`` with the resampler's lag taken out: each call returns the audio of exactly
+    the feature frames it is fed (120 samples each, no lag). The last ``LAG_24`` samples of a call
+    need the start of the next frames: ``ahead`` (the decoder's look-ahead, ``AHEAD`` feature
+    frames, or the last frame repeated when there is none) is synthesised from a copy of the state
+    and dropped from the state, and the next call drops the first ``LAG_24`` samples it makes
+    (the same samples, now from the final features). Where ``ahead`` is what comes next, the
+    output is ``WorldSynth``'s shifted by ``LAG_24``, sample for sample."""
+
+    def __init__(self, seed: int = 0):
+        self.ws = WorldSynth(seed)
+
+    def process(self, feats: np.ndarray, ahead: np.ndarray | None = None) -> np.ndarray:
+        import copy
+        feats = np.asarray(feats)
+        if len(feats) == 0:
+            return np.zeros(0, np.float32)
+        y = self.ws.process(feats)[LAG_24:]
+        if ahead is None or len(ahead) < AHEAD:
+            ahead = np.repeat(feats[-1:], AHEAD, 0)
+        tail = copy.deepcopy(self.ws).process(np.asarray(ahead)[:AHEAD])[:LAG_24]
+        return np.concatenate([y, tail]).astype(np.float32)
+
+
+AHEAD = 2     # feature frames (10 ms) of look-ahead that cover LAG_24 (3 ms) of 16 kHz input and its pulses
+
+
 def synthesize(feats: np.ndarray, method: str = "stream") -> np.ndarray:
     """Features [N, FEAT_DIM] -> 24 kHz float32 audio of N * 120 samples."""
     if method == "pyworld":
