@@ -44,14 +44,12 @@ def _use_predicted_state() -> None:
     """Patch mini v2's provisional frames so that a filled state codebook counts as a state."""
     from gnuradio.largesc.core.codec import mini2
     from gnuradio.largesc.core.link import frames
+    received_state_only = mini2.Mini2Codec._provisional
 
     def _provisional(self, codes, states):
-        st = np.asarray(states, np.uint8)
-        pre = frames.decodable_prefixes(st)
-        present = pre > 0
-        c = np.where(np.arange(np.asarray(codes).shape[0])[:, None] < pre[None, :], codes, 0)
-        v, hs = self.vectors(c, np.maximum(pre, 1), None)
-        return v, hs & present, present
+        v, _, present = received_state_only(self, codes, states)
+        pre = np.maximum(frames.decodable_prefixes(np.asarray(states, np.uint8)), 1)
+        return v, self.model.has_state(pre) & present, present
     mini2.Mini2Codec._provisional = _provisional
 
 
