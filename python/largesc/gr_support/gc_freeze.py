@@ -7,8 +7,9 @@ which a sink that must never run dry paid on every later frame: 322 ms against 2
 it; docs/latency.md). While a LargeSC codec block runs, the objects alive at its start (models,
 modules, the flowgraph) sit in the collector's permanent generation (``gc.freeze``), so later
 collections only walk what the stream allocates; when the last such block stops they go back
-(``gc.unfreeze``), so nothing frozen stays uncollectable after a run. Reference counting frees
-objects as before either way.
+(``gc.unfreeze``), so nothing frozen stays uncollectable after a run (garbage cycles alive at the
+start are collected then; no collection is forced at start, which would itself be a full pass).
+Reference counting frees objects as before either way.
 """
 from __future__ import annotations
 
@@ -20,11 +21,10 @@ _running = 0
 
 
 def freeze_heap() -> None:
-    """A block starts: collect once and freeze what is alive (the first running block only)."""
+    """A block starts: freeze what is alive (the first running block only)."""
     global _running
     with _lock:
         if _running == 0:
-            gc.collect()
             gc.freeze()
         _running += 1
 

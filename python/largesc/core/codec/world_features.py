@@ -20,6 +20,8 @@ STOI/Whisper look at <= 8 kHz; see docs/models/mini.md for the measurement.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 ANALYSIS_FS = 16000
@@ -143,6 +145,9 @@ def synthesize_pyworld16(feats: np.ndarray) -> np.ndarray:
     return np.pad(y, (0, max(0, n - len(y))))[:n]
 
 
+AHEAD = 2     # feature frames (10 ms) of look-ahead that cover LAG_24 (3 ms) of 16 kHz input and its pulses
+
+
 class AlignedWorldSynth:
     """``WorldSynth`` with the resampler's lag taken out: each call returns the audio of exactly
     the feature frames it is fed (120 samples each, no lag). The last ``LAG_24`` samples of a call
@@ -156,7 +161,6 @@ class AlignedWorldSynth:
         self.ws = WorldSynth(seed)
 
     def process(self, feats: np.ndarray, ahead: np.ndarray | None = None) -> np.ndarray:
-        import copy
         feats = np.asarray(feats)
         if len(feats) == 0:
             return np.zeros(0, np.float32)
@@ -165,9 +169,6 @@ class AlignedWorldSynth:
             ahead = np.repeat(feats[-1:], AHEAD, 0)
         tail = copy.deepcopy(self.ws).process(np.asarray(ahead)[:AHEAD])[:LAG_24]
         return np.concatenate([y, tail]).astype(np.float32)
-
-
-AHEAD = 2     # feature frames (10 ms) of look-ahead that cover LAG_24 (3 ms) of 16 kHz input and its pulses
 
 
 def synthesize(feats: np.ndarray, method: str = "stream") -> np.ndarray:
